@@ -1,0 +1,1 @@
+//! Benchmarks of the coupon workspace; see `benches/` and BENCHMARKS.md.

@@ -1,0 +1,4 @@
+//! The conformance suite on the in-memory reference store.
+mod memory {
+    coupon_core::store_tests!(|| Some(coupon_core::MemoryStore::new().into()));
+}

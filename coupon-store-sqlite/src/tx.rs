@@ -1,0 +1,446 @@
+//! The storage primitives in SQL: [`SqliteTx`] implements [`StoreTx`] on one transaction.
+
+use std::time::Duration;
+
+use coupon_core::store::{CodeFate, StoreTx, Tally};
+use coupon_core::{
+    Book, BookId, BookSettings, CodeRecord, Error, Event, EventKind, Lock, NewEvent, Redemption,
+    Result, Timestamp,
+};
+use rusqlite::{params, OptionalExtension, Row};
+
+use crate::error::classify;
+
+/// One transaction of an [`SqliteStore`](crate::SqliteStore). Write transactions begin with
+/// `BEGIN IMMEDIATE`: they hold the database's write lock from the start, which is how every
+/// row "lock" of [`StoreTx`] is honoured.
+pub(crate) struct SqliteTx<'c> {
+    pub(crate) tx: rusqlite::Transaction<'c>,
+}
+
+const BOOK_COLUMNS: &str = "id, name, description, valid_from, valid_until, \
+     max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, \
+     created_at, updated_at";
+const CODE_COLUMNS: &str =
+    "code, book_id, owner, assigned_at, redemptions, lock_token, lock_expires_at, voided_at";
+
+const INSERT_BOOK: &str = "INSERT INTO books (name, description, valid_from, valid_until, \
+     max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, \
+     updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)";
+const UPDATE_BOOK: &str = "UPDATE books SET name = ?2, description = ?3, valid_from = ?4, \
+     valid_until = ?5, max_redemptions_per_user = ?6, max_codes_per_user = ?7, \
+     code_pattern = ?8, lock_ttl_seconds = ?9, updated_at = ?10 WHERE id = ?1";
+const TALLY: &str = "SELECT count(*), count(voided_at), \
+     total(owner IS NULL AND voided_at IS NULL), count(owner), \
+     total(voided_at IS NULL AND owner IS NOT NULL AND redemptions >= ?2), \
+     total(voided_at IS NULL AND owner IS NOT NULL AND redemptions < ?2 AND lock_expires_at > ?3), \
+     count(DISTINCT owner), total(redemptions) \
+     FROM codes WHERE book_id = ?1";
+const SAVE_CODE: &str = "UPDATE codes SET owner = ?2, assigned_at = ?3, redemptions = ?4, \
+     lock_token = ?5, lock_expires_at = ?6, voided_at = ?7 WHERE code = ?1";
+const HELD: &str = "SELECT count(*) FROM codes \
+     WHERE owner = ?2 AND book_id = ?1 AND voided_at IS NULL";
+const INSERT_CODE: &str = "INSERT INTO codes (code, book_id, slot, created_at) \
+     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (code) DO NOTHING";
+const BOOK_OF_CODE: &str = "SELECT book_id FROM codes WHERE code = ?1";
+const ASSIGNMENT_KEY: &str =
+    "SELECT code FROM assignment_keys WHERE book_id = ?1 AND user_id = ?2 AND key = ?3";
+const SAVE_ASSIGNMENT_KEY: &str =
+    "INSERT INTO assignment_keys (book_id, user_id, key, code) VALUES (?1, ?2, ?3, ?4)";
+const REDEMPTION: &str = "SELECT code, user_id, order_id, context, redeemed_at, redemptions, \
+     remaining FROM redemptions WHERE code = ?1 AND order_id = ?2";
+const INSERT_REDEMPTION: &str = "INSERT INTO redemptions (code, user_id, order_id, context, \
+     redeemed_at, redemptions, remaining) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+const APPEND_EVENT: &str = "INSERT INTO events (at, kind, book_id, code, user_id, data) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const EVENTS: &str = "SELECT seq, at, kind, book_id, code, user_id, data FROM events \
+     WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+/// Microseconds since the epoch: how times are stored.
+pub(crate) fn micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+fn time(micros: i64) -> rusqlite::Result<Timestamp> {
+    chrono::DateTime::from_timestamp_micros(micros)
+        .ok_or(rusqlite::Error::IntegralValueOutOfRange(0, micros))
+}
+
+fn opt_time(micros: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
+    micros.map(time).transpose()
+}
+
+fn book_row(r: &Row<'_>) -> rusqlite::Result<Book> {
+    Ok(Book {
+        id: r.get(0)?,
+        settings: BookSettings {
+            name: r.get(1)?,
+            description: r.get(2)?,
+            valid_from: opt_time(r.get(3)?)?,
+            valid_until: opt_time(r.get(4)?)?,
+            max_redemptions_per_user: r.get(5)?,
+            max_codes_per_user: r.get(6)?,
+            code_pattern: r.get(7)?,
+            lock_ttl: Duration::from_secs(r.get::<_, i64>(8)?.unsigned_abs()),
+        },
+        created_at: time(r.get(9)?)?,
+        updated_at: time(r.get(10)?)?,
+    })
+}
+
+fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRecord> {
+    let token: Option<String> = r.get(5)?;
+    let expires: Option<i64> = r.get(6)?;
+    Ok(CodeRecord {
+        code: r.get(0)?,
+        book_id: r.get(1)?,
+        owner: r.get(2)?,
+        assigned_at: opt_time(r.get(3)?)?,
+        redemptions: r.get(4)?,
+        lock: match (token, expires) {
+            (Some(token), Some(expires)) => Some(Lock {
+                token,
+                expires_at: time(expires)?,
+            }),
+            _ => None,
+        },
+        voided_at: opt_time(r.get(7)?)?,
+    })
+}
+
+fn json_text(value: &serde_json::Value) -> String {
+    value.to_string()
+}
+
+fn json_value(text: &str) -> rusqlite::Result<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+impl SqliteTx<'_> {
+    fn codes(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<CodeRecord>> {
+        let mut stmt = self.tx.prepare_cached(sql).map_err(classify)?;
+        let rows = stmt.query_map(params, code_row).map_err(classify)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(classify)
+    }
+}
+
+impl StoreTx for SqliteTx<'_> {
+    fn insert_book(&mut self, s: &BookSettings, now: Timestamp) -> Result<Book> {
+        self.tx
+            .prepare_cached(INSERT_BOOK)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    s.name,
+                    s.description,
+                    s.valid_from.map(micros),
+                    s.valid_until.map(micros),
+                    s.max_redemptions_per_user,
+                    s.max_codes_per_user,
+                    s.code_pattern,
+                    s.lock_ttl.as_secs() as i64,
+                    micros(now),
+                ])
+            })
+            .map_err(classify)?;
+        Ok(Book {
+            id: self.tx.last_insert_rowid(),
+            settings: s.clone(),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    fn book(&mut self, id: BookId) -> Result<Option<Book>> {
+        let sql = format!("SELECT {BOOK_COLUMNS} FROM books WHERE id = ?1");
+        self.tx
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row([id], book_row).optional())
+            .map_err(classify)
+    }
+
+    fn books(&mut self) -> Result<Vec<Book>> {
+        let sql = format!("SELECT {BOOK_COLUMNS} FROM books ORDER BY id");
+        let mut stmt = self.tx.prepare_cached(&sql).map_err(classify)?;
+        let rows = stmt.query_map([], book_row).map_err(classify)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(classify)
+    }
+
+    fn update_book(&mut self, b: &Book) -> Result<()> {
+        let s = &b.settings;
+        self.tx
+            .prepare_cached(UPDATE_BOOK)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    b.id,
+                    s.name,
+                    s.description,
+                    s.valid_from.map(micros),
+                    s.valid_until.map(micros),
+                    s.max_redemptions_per_user,
+                    s.max_codes_per_user,
+                    s.code_pattern,
+                    s.lock_ttl.as_secs() as i64,
+                    micros(b.updated_at),
+                ])
+            })
+            .map(drop)
+            .map_err(classify)
+    }
+
+    fn tally(&mut self, book: BookId, max_redemptions: u32, now: Timestamp) -> Result<Tally> {
+        self.tx
+            .prepare_cached(TALLY)
+            .and_then(|mut stmt| {
+                stmt.query_row(params![book, max_redemptions, micros(now)], |r| {
+                    // total() is a float; every value here is a count far below 2^53.
+                    let n = |i| r.get::<_, f64>(i).map(|v| v as u64);
+                    let count = |i| r.get::<_, i64>(i).map(i64::unsigned_abs);
+                    Ok(Tally {
+                        codes: count(0)?,
+                        void: count(1)?,
+                        unowned: n(2)?,
+                        owned: count(3)?,
+                        used_up: n(4)?,
+                        locked: n(5)?,
+                        users: count(6)?,
+                        redemptions: n(7)?,
+                    })
+                })
+            })
+            .map_err(classify)
+    }
+
+    fn code(&mut self, code: &str) -> Result<Option<CodeRecord>> {
+        let sql = format!("SELECT {CODE_COLUMNS} FROM codes WHERE code = ?1");
+        self.tx
+            .prepare_cached(&sql)
+            .and_then(|mut stmt| stmt.query_row([code], code_row).optional())
+            .map_err(classify)
+    }
+
+    fn save_code(&mut self, c: &CodeRecord) -> Result<()> {
+        self.tx
+            .prepare_cached(SAVE_CODE)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    c.code,
+                    c.owner,
+                    c.assigned_at.map(micros),
+                    c.redemptions,
+                    c.lock.as_ref().map(|l| &l.token),
+                    c.lock.as_ref().map(|l| micros(l.expires_at)),
+                    c.voided_at.map(micros),
+                ])
+            })
+            .map(drop)
+            .map_err(classify)
+    }
+
+    fn held_codes(&mut self, book: BookId, user: &str) -> Result<u32> {
+        self.tx
+            .prepare_cached(HELD)
+            .and_then(|mut stmt| stmt.query_row(params![book, user], |r| r.get(0)))
+            .map_err(classify)
+    }
+
+    fn claim_random(&mut self, book: BookId) -> Result<Option<CodeRecord>> {
+        let from = format!(
+            "SELECT {CODE_COLUMNS} FROM codes \
+             WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL AND slot >= ?2 \
+             ORDER BY slot LIMIT 1"
+        );
+        let slot: i64 = rand::random();
+        let found = self.codes(&from, params![book, slot])?.pop();
+        if found.is_some() {
+            return Ok(found);
+        }
+        // Past the last slot: wrap around to the first.
+        Ok(self.codes(&from, params![book, i64::MIN])?.pop())
+    }
+
+    fn add_codes(
+        &mut self,
+        book: BookId,
+        codes: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<CodeFate>> {
+        let mut insert = self.tx.prepare_cached(INSERT_CODE).map_err(classify)?;
+        let mut lookup = self.tx.prepare_cached(BOOK_OF_CODE).map_err(classify)?;
+        let now = micros(now);
+        codes
+            .iter()
+            .map(|code| {
+                let slot: i64 = rand::random();
+                if insert.execute(params![code, book, slot, now])? == 1 {
+                    return Ok(CodeFate::Inserted);
+                }
+                let owner: BookId = lookup.query_row([code], |r| r.get(0))?;
+                Ok(if owner == book {
+                    CodeFate::InBook
+                } else {
+                    CodeFate::InOtherBook(owner)
+                })
+            })
+            .collect::<rusqlite::Result<_>>()
+            .map_err(classify)
+    }
+
+    fn code_count(&mut self) -> Result<u64> {
+        self.tx
+            .query_row("SELECT count(*) FROM codes", [], |r| r.get::<_, i64>(0))
+            .map(i64::unsigned_abs)
+            .map_err(classify)
+    }
+
+    fn codes_after(
+        &mut self,
+        book: Option<BookId>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CodeRecord>> {
+        let after = after.unwrap_or("");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match book {
+            Some(book) => self.codes(
+                &format!(
+                    "SELECT {CODE_COLUMNS} FROM codes WHERE book_id = ?1 AND code > ?2 \
+                     ORDER BY code LIMIT ?3"
+                ),
+                params![book, after, limit],
+            ),
+            None => self.codes(
+                &format!("SELECT {CODE_COLUMNS} FROM codes WHERE code > ?1 ORDER BY code LIMIT ?2"),
+                params![after, limit],
+            ),
+        }
+    }
+
+    fn user_codes(&mut self, user: &str, book: Option<BookId>) -> Result<Vec<CodeRecord>> {
+        match book {
+            Some(book) => self.codes(
+                &format!("SELECT {CODE_COLUMNS} FROM codes WHERE owner = ?1 AND book_id = ?2"),
+                params![user, book],
+            ),
+            None => self.codes(
+                &format!("SELECT {CODE_COLUMNS} FROM codes WHERE owner = ?1"),
+                params![user],
+            ),
+        }
+    }
+
+    fn assignment_key(&mut self, book: BookId, user: &str, key: &str) -> Result<Option<String>> {
+        self.tx
+            .prepare_cached(ASSIGNMENT_KEY)
+            .and_then(|mut stmt| {
+                stmt.query_row(params![book, user, key], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(classify)
+    }
+
+    fn save_assignment_key(
+        &mut self,
+        book: BookId,
+        user: &str,
+        key: &str,
+        code: &str,
+    ) -> Result<()> {
+        self.tx
+            .prepare_cached(SAVE_ASSIGNMENT_KEY)
+            .and_then(|mut stmt| stmt.execute(params![book, user, key, code]))
+            .map(drop)
+            .map_err(classify)
+    }
+
+    fn redemption(&mut self, code: &str, order_id: &str) -> Result<Option<Redemption>> {
+        self.tx
+            .prepare_cached(REDEMPTION)
+            .and_then(|mut stmt| {
+                stmt.query_row(params![code, order_id], |r| {
+                    let context: Option<String> = r.get(3)?;
+                    Ok(Redemption {
+                        code: r.get(0)?,
+                        user_id: r.get(1)?,
+                        order_id: r.get(2)?,
+                        context: context.as_deref().map(json_value).transpose()?,
+                        redeemed_at: time(r.get(4)?)?,
+                        redemptions: r.get(5)?,
+                        remaining: r.get(6)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(classify)
+    }
+
+    fn insert_redemption(&mut self, x: &Redemption) -> Result<()> {
+        self.tx
+            .prepare_cached(INSERT_REDEMPTION)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    x.code,
+                    x.user_id,
+                    x.order_id,
+                    x.context.as_ref().map(json_text),
+                    micros(x.redeemed_at),
+                    x.redemptions,
+                    x.remaining,
+                ])
+            })
+            .map(drop)
+            .map_err(classify)
+    }
+
+    fn append_event(&mut self, e: &NewEvent, at: Timestamp) -> Result<i64> {
+        self.tx
+            .prepare_cached(APPEND_EVENT)
+            .and_then(|mut stmt| {
+                stmt.execute(params![
+                    micros(at),
+                    e.kind.as_str(),
+                    e.book_id,
+                    e.code,
+                    e.user_id,
+                    json_text(&e.data),
+                ])
+            })
+            .map_err(classify)?;
+        Ok(self.tx.last_insert_rowid())
+    }
+
+    fn events(&mut self, after: i64, limit: usize) -> Result<Vec<Event>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = self.tx.prepare_cached(EVENTS).map_err(classify)?;
+        let rows = stmt
+            .query_map(params![after, limit], |r| {
+                let kind: String = r.get(2)?;
+                let data: String = r.get(6)?;
+                Ok((
+                    Event {
+                        seq: r.get(0)?,
+                        at: time(r.get(1)?)?,
+                        kind: EventKind::BookCreated,
+                        book_id: r.get(3)?,
+                        code: r.get(4)?,
+                        user_id: r.get(5)?,
+                        data: json_value(&data)?,
+                    },
+                    kind,
+                ))
+            })
+            .map_err(classify)?;
+        rows.map(|row| {
+            let (mut event, kind) = row.map_err(classify)?;
+            event.kind = EventKind::from_name(&kind).ok_or_else(|| {
+                Error::new(
+                    coupon_core::ErrorKind::Backend,
+                    format!("the event log holds an unknown event kind {kind:?}"),
+                )
+            })?;
+            Ok(event)
+        })
+        .collect()
+    }
+}

@@ -1,0 +1,1 @@
+//! Runnable examples of embedding the coupon library: `cargo run -p coupon-examples --example NAME`.
