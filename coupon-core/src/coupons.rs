@@ -80,32 +80,36 @@ impl<S: CouponStore> Coupons<S> {
     /// Runs `f` in a write transaction, trying again on conflict.
     pub(crate) fn write<T>(
         &self,
-        mut f: impl FnMut(&mut dyn StoreTx, Timestamp) -> Result<T>,
+        f: impl FnMut(&mut dyn StoreTx, Timestamp) -> Result<T>,
     ) -> Result<T> {
-        let mut attempt = 1;
-        loop {
-            let now = self.now();
-            match self.store.transaction(Access::Write, |tx| f(tx, now)) {
-                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
-                    let jitter = rand::rng().random_range(1..=5u64);
-                    std::thread::sleep(Duration::from_millis(jitter * u64::from(attempt)));
-                    attempt += 1;
-                }
-                result => return result,
-            }
-        }
+        self.retrying(Access::Write, f)
     }
 
     /// Runs `f` in a read transaction, trying again on conflict.
     pub(crate) fn read<T>(
         &self,
+        f: impl FnMut(&mut dyn StoreTx, Timestamp) -> Result<T>,
+    ) -> Result<T> {
+        self.retrying(Access::Read, f)
+    }
+
+    /// Runs `f` in a transaction, up to [`MAX_ATTEMPTS`] times while the store reports a
+    /// conflict, sleeping a growing, jittered few milliseconds in between. Each attempt reads the
+    /// clock anew.
+    fn retrying<T>(
+        &self,
+        access: Access,
         mut f: impl FnMut(&mut dyn StoreTx, Timestamp) -> Result<T>,
     ) -> Result<T> {
         let mut attempt = 1;
         loop {
             let now = self.now();
-            match self.store.transaction(Access::Read, |tx| f(tx, now)) {
-                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => attempt += 1,
+            match self.store.transaction(access, |tx| f(tx, now)) {
+                Err(e) if e.is_retryable() && attempt < MAX_ATTEMPTS => {
+                    let jitter = rand::rng().random_range(1..=5u64);
+                    std::thread::sleep(Duration::from_millis(jitter * u64::from(attempt)));
+                    attempt += 1;
+                }
                 result => return result,
             }
         }
