@@ -37,6 +37,7 @@ use std::time::Duration;
 
 use coupon_core::store::{Access, CouponStore, StoreTx};
 use coupon_core::{Error, Result};
+use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
 use rusqlite::TransactionBehavior;
 
@@ -139,13 +140,26 @@ impl SqliteStore {
             // The one connection *is* the database: never let the pool close it.
             builder = builder.idle_timeout(None).max_lifetime(None);
         }
-        let pool = builder.build_unchecked(manager);
-        let store = SqliteStore { pool, location };
-        let mut conn = store.connection()?;
         let now = chrono::Utc::now().timestamp_micros();
-        migrate::migrate(&mut conn, now).map_err(|e| store.located(e))?;
+        if in_memory {
+            // The database lives in the pool's one connection: migrate that one.
+            let pool = builder.build_unchecked(manager);
+            let store = SqliteStore { pool, location };
+            let mut conn = store.connection()?;
+            migrate::migrate(&mut conn, now)?;
+            drop(conn);
+            return Ok(store);
+        }
+        // A first connection outside the pool, so that a file that cannot be opened fails at
+        // once with SQLite's reason instead of after the pool's connection timeout.
+        let located = |e: Error| located(&location, e);
+        let mut conn = manager.connect().map_err(|e| located(classify(e)))?;
+        migrate::migrate(&mut conn, now).map_err(located)?;
         drop(conn);
-        Ok(store)
+        Ok(SqliteStore {
+            pool: builder.build_unchecked(manager),
+            location,
+        })
     }
 
     /// Where the database is (its path, or `:memory:`).
@@ -154,20 +168,19 @@ impl SqliteStore {
     }
 
     fn connection(&self) -> Result<r2d2::PooledConnection<SqliteConnectionManager>> {
-        self.pool.get().map_err(|e| self.located(error::pool(e)))
+        self.pool
+            .get()
+            .map_err(|e| located(&self.location, error::pool(e)))
     }
+}
 
-    /// Adds the database's location to an error's message.
-    fn located(&self, err: Error) -> Error {
-        if err.kind() != coupon_core::ErrorKind::Backend {
-            return err;
-        }
-        let message = format!("{} ({})", err.message(), self.location);
-        match std::error::Error::source(&err) {
-            Some(_) => Error::with_source(err.kind(), message, err),
-            None => Error::new(err.kind(), message),
-        }
+/// Adds the database's location to a backend error's message.
+fn located(location: &str, err: Error) -> Error {
+    if err.kind() != coupon_core::ErrorKind::Backend {
+        return err;
     }
+    let message = format!("{} ({location})", err.message());
+    Error::with_source(err.kind(), message, err)
 }
 
 /// Refuses paths SQLite would fail on with an unhelpful message.
@@ -212,10 +225,10 @@ impl CouponStore for SqliteStore {
         };
         let tx = conn
             .transaction_with_behavior(behavior)
-            .map_err(|e| self.located(classify(e)))?;
+            .map_err(|e| located(&self.location, classify(e)))?;
         let mut stx = tx::SqliteTx { tx };
         let value = f(&mut stx)?;
-        stx.tx.commit().map_err(|e| self.located(classify(e)))?;
+        stx.tx.commit().map_err(|e| located(&self.location, classify(e)))?;
         Ok(value)
     }
 }

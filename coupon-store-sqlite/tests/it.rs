@@ -12,3 +12,131 @@ fn temp_store() -> Option<Fixture<SqliteStore>> {
 mod sqlite {
     coupon_core::store_tests!(super::temp_store);
 }
+
+/// What only SQLite has: files, migrations, locks, query plans.
+mod sqlite_only {
+    use std::time::Duration;
+
+    use coupon_core::{BookSettings, Coupons, ErrorKind};
+    use coupon_store_sqlite::{rusqlite, SqliteOptions, SqliteStore, SCHEMA_VERSION};
+
+    fn open_err(path: &std::path::Path) -> coupon_core::Error {
+        SqliteStore::open(path).expect_err("must be refused")
+    }
+
+    #[test]
+    fn open_refuses_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open_err(dir.path());
+        assert_eq!(err.kind(), ErrorKind::Backend);
+        assert!(err.message().contains("directory"), "{}", err.message());
+    }
+
+    #[test]
+    fn open_refuses_a_missing_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = open_err(&dir.path().join("missing").join("coupons.db"));
+        assert_eq!(err.kind(), ErrorKind::Backend);
+        assert!(
+            err.message().contains("does not exist"),
+            "{}",
+            err.message()
+        );
+        assert!(
+            !dir.path().join("missing").exists(),
+            "directories are not created"
+        );
+    }
+
+    #[test]
+    fn open_refuses_a_file_that_is_not_a_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage.db");
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        let err = open_err(&path);
+        assert_eq!(err.kind(), ErrorKind::Backend);
+        assert!(
+            err.message().contains("not an SQLite database"),
+            "{}",
+            err.message()
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            vec![0x5a; 8192],
+            "left untouched"
+        );
+    }
+
+    #[test]
+    fn open_refuses_a_newer_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coupons.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(conn);
+        let err = open_err(&path);
+        assert_eq!(err.kind(), ErrorKind::Backend);
+        assert!(err.message().contains("newer"), "{}", err.message());
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_applies_migrations_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coupons.db");
+        let coupons = Coupons::new(SqliteStore::open(&path).unwrap());
+        coupons.create_book(&BookSettings::new("kept")).unwrap();
+        drop(coupons);
+        let coupons = Coupons::new(SqliteStore::open(&path).unwrap());
+        assert_eq!(coupons.books().unwrap()[0].settings.name, "kept");
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let applied: i64 = conn
+            .query_row("SELECT count(*) FROM schema_migrations", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(applied, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn busy_database_is_a_conflict() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coupons.db");
+        let options = SqliteOptions {
+            busy_timeout: Duration::from_millis(50),
+            ..SqliteOptions::default()
+        };
+        let coupons = Coupons::new(SqliteStore::open_with(&path, options).unwrap());
+        let blocker = rusqlite::Connection::open(&path).unwrap();
+        blocker.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let err = coupons
+            .create_book(&BookSettings::new("blocked"))
+            .expect_err("the database is locked");
+        assert_eq!(err.kind(), ErrorKind::Conflict);
+        assert!(err.is_retryable());
+        blocker.execute_batch("ROLLBACK").unwrap();
+        coupons
+            .create_book(&BookSettings::new("free again"))
+            .unwrap();
+    }
+
+    #[test]
+    fn random_assignment_seeks_the_index_of_available_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coupons.db");
+        drop(SqliteStore::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT code FROM codes WHERE book_id = 1 AND owner IS NULL \
+                 AND voided_at IS NULL AND slot >= 0 ORDER BY slot LIMIT 1",
+            )
+            .unwrap()
+            .query_map([], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let plan = plan.join(" | ");
+        assert!(plan.contains("codes_available"), "{plan}");
+        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+    }
+}
