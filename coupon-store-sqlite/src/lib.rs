@@ -228,7 +228,9 @@ impl CouponStore for SqliteStore {
             .map_err(|e| located(&self.location, classify(e)))?;
         let mut stx = tx::SqliteTx { tx };
         let value = f(&mut stx)?;
-        stx.tx.commit().map_err(|e| located(&self.location, classify(e)))?;
+        stx.tx
+            .commit()
+            .map_err(|e| located(&self.location, classify(e)))?;
         Ok(value)
     }
 }

@@ -1,0 +1,412 @@
+//! Runs the real `coupon` binary on a temporary database.
+#![allow(clippy::unwrap_used)] // test helpers: a failed step should panic with its location
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+struct Env {
+    dir: TempDir,
+    url: String,
+}
+
+impl Env {
+    fn new() -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        Env { dir, url }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn run_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_coupon"))
+            .arg("--database-url")
+            .arg(&self.url)
+            .args(args)
+            .env_remove("COUPON_DATABASE_URL")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.unwrap_or_default()).unwrap();
+        drop(input);
+        child.wait_with_output().unwrap()
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, None)
+    }
+
+    /// Runs with `--json`, expects success and returns the one JSON document.
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.run(&[&["--json"], args].concat());
+        assert_eq!(
+            status(&out),
+            0,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Runs with `--json`, expects failure with `status` and returns the error's kind and message.
+    fn fails(&self, args: &[&str], expected: i32) -> (String, String) {
+        let out = self.run(&[&["--json"], args].concat());
+        assert_eq!(
+            status(&out),
+            expected,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+        (
+            err["error"]["kind"].as_str().unwrap().to_owned(),
+            err["error"]["message"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    fn write(&self, name: &str, content: &str) -> String {
+        let path = self.path(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    }
+}
+
+fn status(out: &Output) -> i32 {
+    out.status.code().unwrap()
+}
+
+#[test]
+fn walkthrough() {
+    let env = Env::new();
+    let book = env.json(&[
+        "book",
+        "create",
+        "--name",
+        "Summer",
+        "--pattern",
+        "SUMMER-[A-Z0-9]{8}",
+        "--max-codes-per-user",
+        "1",
+        "--lock-ttl",
+        "2m",
+    ]);
+    assert_eq!(book["id"], 1);
+    assert_eq!(book["name"], "Summer");
+    assert_eq!(book["lock_ttl_seconds"], 120);
+
+    let generated = env.json(&["codes", "generate", "1", "--count", "5"]);
+    assert_eq!(generated["generated"], 5);
+    assert!(generated["space"].is_string());
+    assert!(generated["guess_probability"].is_number());
+
+    let csv = env.write("codes.csv", "Code\r\nvip-1\r\n\r\nVIP-2\r\nvip-1\r\n");
+    let report = env.json(&["codes", "import", "1", &csv]);
+    assert_eq!(report["inserted"], 2);
+    assert_eq!(report["duplicates"], 1);
+    assert_eq!(report["invalid_total"], 0);
+    assert_eq!(report["invalid"], Value::Array(vec![]));
+
+    let coupon = env.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
+    let code = coupon["code"].as_str().unwrap().to_owned();
+    assert_eq!(coupon["user_id"], "ada");
+    assert_eq!(coupon["state"], "active");
+    let again = env.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
+    assert_eq!(again["code"], code.as_str());
+
+    let lock = env.json(&["lock", &code, "--user", "ada"]);
+    let token = lock["token"].as_str().unwrap().to_owned();
+    assert_eq!(lock["code"], code.as_str());
+    assert!(lock["expires_at"].is_string());
+    assert_eq!(env.json(&["show", &code])["state"], "locked");
+    let (kind, _) = env.fails(&["redeem", &code, "--user", "ada"], 4);
+    assert_eq!(kind, "locked");
+
+    let receipt = env.json(&[
+        "redeem",
+        &code.to_lowercase(),
+        "--user",
+        "ada",
+        "--token",
+        &token,
+        "--order-id",
+        "order-1",
+        "--context",
+        r#"{"cart": 42}"#,
+    ]);
+    assert_eq!(receipt["code"], code.as_str());
+    assert_eq!(receipt["order_id"], "order-1");
+    assert_eq!(receipt["redemptions"], 1);
+    assert_eq!(receipt["remaining"], 0);
+    assert_eq!(receipt["replayed"], false);
+    let replay = env.json(&["redeem", &code, "--user", "ada", "--order-id", "order-1"]);
+    assert_eq!(replay["replayed"], true);
+    assert_eq!(replay["redeemed_at"], receipt["redeemed_at"]);
+
+    let mine = env.json(&["user", "coupons", "ada"]);
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!(mine[0]["state"], "redeemed");
+    assert_eq!(mine[0]["book_name"], "Summer");
+    assert_eq!(
+        env.json(&["user", "coupons", "nobody"]),
+        Value::Array(vec![])
+    );
+
+    let details = env.json(&["book", "show", "1"]);
+    assert_eq!(details["stats"]["codes"], 7);
+    assert_eq!(details["stats"]["redeemed"], 1);
+
+    let events = env.json(&["events"]);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "book_created",
+            "codes_added",
+            "codes_added",
+            "assigned",
+            "locked",
+            "redeemed"
+        ]
+    );
+    let later = env.json(&["events", "--after", "4", "--limit", "1"]);
+    assert_eq!(later.as_array().unwrap().len(), 1);
+    assert_eq!(later[0]["seq"], 5);
+
+    let export = env.run(&["codes", "export", "1"]);
+    assert_eq!(status(&export), 0);
+    let text = String::from_utf8(export.stdout).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("code,state,assigned_to,redemptions"));
+    assert_eq!(lines.count(), 7);
+    assert!(text.contains(&format!("{code},redeemed,ada,1")));
+
+    let file = env.path("out.csv").display().to_string();
+    let written = env.json(&[
+        "codes",
+        "export",
+        "1",
+        "--state",
+        "available",
+        "--output",
+        &file,
+    ]);
+    assert_eq!(written["rows"], 6);
+    assert_eq!(written["output"], file.as_str());
+    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 7);
+
+    let unlocked = env.json(&["unlock", &code, "--token", &token]);
+    assert_eq!(unlocked["unlocked"], true);
+
+    let voided = env.json(&["codes", "void", "vip-2"]);
+    assert_eq!(voided[0]["state"], "void");
+
+    // Text output is readable.
+    let list = env.run(&["book", "list"]);
+    let text = String::from_utf8(list.stdout).unwrap();
+    assert!(text.starts_with("ID  NAME"), "{text}");
+}
+
+#[test]
+fn usage_error_is_2() {
+    let env = Env::new();
+    let out = env.run(&["book", "create"]);
+    assert_eq!(status(&out), 2);
+    assert_eq!(status(&env.run(&["frobnicate"])), 2);
+    assert_eq!(
+        status(&env.run(&["codes", "generate", "1", "--count", "many"])),
+        2
+    );
+}
+
+#[test]
+fn not_found_is_3() {
+    let env = Env::new();
+    let (kind, _) = env.fails(&["book", "show", "42"], 3);
+    assert_eq!(kind, "not_found");
+    let (kind, _) = env.fails(&["show", "NOPE"], 3);
+    assert_eq!(kind, "not_found");
+}
+
+#[test]
+fn refusal_is_4() {
+    let env = Env::new();
+    env.json(&["book", "create", "--name", "Empty"]);
+    let (kind, _) = env.fails(&["assign", "1", "--user", "ada"], 4);
+    assert_eq!(kind, "sold_out");
+}
+
+#[test]
+fn invalid_input_is_5_before_the_database_is_touched() {
+    let env = Env::new();
+    for args in [
+        &["codes", "generate", "1", "--count", "0"][..],
+        &["lock", "A", "--user", "u", "--ttl", "25h"],
+        &["lock", "A", "--user", "u", "--ttl", "soon"],
+        &["events", "--limit", "0"],
+        &[
+            "book",
+            "create",
+            "--name",
+            "x",
+            "--valid-until",
+            "yesterday",
+        ],
+        &["redeem", "A", "--user", "u", "--context", "{not json"],
+        &["codes", "import", "1", "missing.csv"],
+    ] {
+        let (kind, _) = env.fails(args, 5);
+        assert_eq!(kind, "invalid_input", "{args:?}");
+    }
+    assert!(!env.path("c.db").exists(), "the database was opened");
+    // Without --json the error is a line of text.
+    let out = env.run(&["events", "--limit", "0"]);
+    assert!(String::from_utf8(out.stderr)
+        .unwrap()
+        .starts_with("error: "));
+}
+
+#[test]
+fn backend_failure_is_1() {
+    let env = Env::new();
+    std::fs::create_dir(env.path("dir.db")).unwrap();
+    let mut env = env;
+    env.url = env.path("dir.db").display().to_string();
+    let (kind, _) = env.fails(&["book", "list"], 1);
+    assert_eq!(kind, "backend");
+    env.url = "postgres://localhost/coupons".into();
+    let (kind, message) = env.fails(&["book", "list"], 1);
+    assert_eq!(kind, "backend");
+    assert!(message.contains("Postgres is not supported yet"));
+}
+
+#[test]
+fn bad_csv_rows_refuse_the_import() {
+    let env = Env::new();
+    env.json(&["book", "create", "--name", "B"]);
+    let csv = env.write("bad.csv", "code\nGOOD-1\n\nbad code\nGOOD-2\nno!\n");
+    let (kind, message) = env.fails(&["codes", "import", "1", &csv], 5);
+    assert_eq!(kind, "invalid_input");
+    assert!(message.contains("line 4"), "{message}");
+    assert!(message.contains("line 6"), "{message}");
+    assert_eq!(env.json(&["book", "show", "1"])["stats"]["codes"], 0);
+
+    let report = env.json(&["codes", "import", "1", &csv, "--skip-invalid"]);
+    assert_eq!(report["inserted"], 2);
+    assert_eq!(report["invalid_total"], 2);
+    assert_eq!(report["invalid"][0]["line"], 4);
+
+    let columns = env.write("cols.csv", "A,1\nB,2\n");
+    let (kind, _) = env.fails(&["codes", "import", "1", &columns, "--skip-invalid"], 5);
+    assert_eq!(kind, "invalid_input");
+}
+
+#[test]
+fn reimport_reports_every_row_as_duplicate() {
+    let env = Env::new();
+    env.json(&["book", "create", "--name", "B"]);
+    let csv = "note,code\nx,A-1\ny,A-2\nz,A-3\n";
+    let out = env.run_with(
+        &["--json", "codes", "import", "1", "-"],
+        Some(csv.as_bytes()),
+    );
+    assert_eq!(status(&out), 0);
+    let first: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(first["inserted"], 3);
+    let out = env.run_with(
+        &["--json", "codes", "import", "1", "-"],
+        Some(csv.as_bytes()),
+    );
+    let again: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["inserted"], 0);
+    assert_eq!(again["duplicates"], 3);
+}
+
+#[test]
+fn closed_pipe_ends_quietly() {
+    let env = Env::new();
+    env.json(&["book", "create", "--name", "B", "--pattern", "[A-Z]{10}"]);
+    env.json(&["codes", "generate", "1", "--count", "20000"]);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_coupon"))
+        .args(["--database-url", &env.url, "codes", "export", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = [0u8; 16];
+    std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+    drop(stdout);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(status(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stderr.is_empty());
+}
+
+#[test]
+fn default_database_is_coupons_db_and_env_values_stay_hidden() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_coupon"))
+        .args(["--json", "book", "create", "--name", "Here"])
+        .env_remove("COUPON_DATABASE_URL")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(status(&out), 0, "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir.path().join("coupons.db").exists());
+
+    let secret = "postgres://admin:hunter2@db/coupons";
+    let help = Command::new(env!("CARGO_BIN_EXE_coupon"))
+        .arg("--help")
+        .env("COUPON_DATABASE_URL", secret)
+        .output()
+        .unwrap();
+    assert_eq!(status(&help), 0);
+    let text = String::from_utf8(help.stdout).unwrap();
+    assert!(!text.contains("hunter2"));
+    assert!(text.contains("Exit status"));
+
+    let listed = Command::new(env!("CARGO_BIN_EXE_coupon"))
+        .args(["book", "list"])
+        .env("COUPON_DATABASE_URL", secret)
+        .output()
+        .unwrap();
+    assert_eq!(status(&listed), 1);
+    assert!(!String::from_utf8_lossy(&listed.stderr).contains("hunter2"));
+}
+
+#[test]
+fn rule_refusals_on_codes() {
+    let env = Env::new();
+    env.json(&["book", "create", "--name", "B"]);
+    let csv = env.write("c.csv", "A-1\nA-2\n");
+    env.json(&["codes", "import", "1", &csv]);
+    env.json(&["assign", "--code", "a-1", "--user", "ada"]);
+    let (kind, _) = env.fails(&["assign", "--code", "A-1", "--user", "bob"], 4);
+    assert_eq!(kind, "not_owner");
+    let lock = env.json(&["lock", "A-1", "--user", "ada", "--ttl", "90s"]);
+    assert!(lock["token"].as_str().unwrap().len() >= 32);
+    let (kind, _) = env.fails(&["unlock", "A-1", "--token", "wrong"], 4);
+    assert_eq!(kind, "bad_lock_token");
+    env.json(&["codes", "void", "A-2"]);
+    let (kind, _) = env.fails(&["redeem", "A-2", "--user", "ada"], 4);
+    assert_eq!(kind, "void");
+}
