@@ -9,8 +9,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
 use coupon_core::{
-    normalize_code, validate_user_id, BookId, BookPatch, BookSettings, CodeState, Error, Pattern,
-    RedeemRequest, Timestamp, MAX_LOCK_TTL, MIN_LOCK_TTL,
+    normalize_code, validate_lock_ttl, validate_user_id, BookId, BookPatch, BookSettings,
+    CodeState, Error, Pattern, RedeemRequest, Timestamp,
 };
 
 use crate::csv_input::CsvRows;
@@ -598,11 +598,7 @@ pub fn parse_ttl(flag: &str, value: &str) -> Result<Duration, Error> {
             "{flag} {value:?} is not a duration ({e}); use e.g. 90s, 5m or 2h"
         ))
     })?;
-    if ttl < MIN_LOCK_TTL || ttl > MAX_LOCK_TTL {
-        return Err(Error::invalid_input(format!(
-            "{flag} {value} is out of range; use 1s to 24h"
-        )));
-    }
+    validate_lock_ttl(flag, ttl)?;
     Ok(ttl)
 }
 
@@ -660,6 +656,11 @@ mod tests {
         assert_eq!(
             kind(&["lock", "A", "--user", "u", "--ttl", "25h"]),
             ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            kind(&["lock", "A", "--user", "u", "--ttl", "1500ms"]),
+            ErrorKind::InvalidInput,
+            "TTLs are whole seconds, checked before the database is opened"
         );
         assert_eq!(kind(&["events", "--limit", "0"]), ErrorKind::InvalidInput);
         assert_eq!(

@@ -108,8 +108,18 @@ pub(crate) fn validate_key(field: &str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
-/// Checks a lock TTL: between 1 second and 24 hours, in whole seconds.
-pub(crate) fn validate_lock_ttl(field: &str, ttl: Duration) -> Result<()> {
+/// Checks a lock TTL: between 1 second and 24 hours, in whole seconds; `field` names it in the
+/// message.
+///
+/// # Errors
+/// `invalid_input` otherwise.
+///
+/// ```
+/// use std::time::Duration;
+/// assert!(coupon_core::validate_lock_ttl("--ttl", Duration::from_secs(120)).is_ok());
+/// assert!(coupon_core::validate_lock_ttl("--ttl", Duration::from_millis(1500)).is_err());
+/// ```
+pub fn validate_lock_ttl(field: &str, ttl: Duration) -> Result<()> {
     if ttl < MIN_LOCK_TTL || ttl > MAX_LOCK_TTL || ttl.subsec_nanos() != 0 {
         return Err(Error::invalid_input(format!(
             "{field} of {} is out of range; use whole seconds from 1s to 24h",

@@ -65,8 +65,8 @@ pub use error::{BoxError, Error, ErrorKind, Result};
 pub use event::{Event, EventKind, NewEvent};
 pub use import::{ImportRow, IMPORT_BATCH};
 pub use input::{
-    normalize_code, validate_user_id, MAX_CODE_LEN, MAX_CONTEXT_BYTES, MAX_KEY_LEN, MAX_LOCK_TTL,
-    MAX_USER_ID_LEN, MIN_LOCK_TTL,
+    normalize_code, validate_lock_ttl, validate_user_id, MAX_CODE_LEN, MAX_CONTEXT_BYTES,
+    MAX_KEY_LEN, MAX_LOCK_TTL, MAX_USER_ID_LEN, MIN_LOCK_TTL,
 };
 pub use memory::MemoryStore;
 pub use pattern::Pattern;
