@@ -24,8 +24,10 @@ impl Env {
         self.dir.path().join(name)
     }
 
-    fn run_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_coupon"))
+    /// The `coupon` command on this database with `args`, its standard streams piped.
+    fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_coupon"));
+        command
             .arg("--database-url")
             .arg(&self.url)
             .args(args)
@@ -33,9 +35,12 @@ impl Env {
             .current_dir(self.dir.path())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run_with(&self, args: &[&str], stdin: Option<&[u8]>) -> Output {
+        let mut child = self.command(args).spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
         input.write_all(stdin.unwrap_or_default()).unwrap();
         drop(input);
@@ -409,4 +414,191 @@ fn rule_refusals_on_codes() {
     env.json(&["codes", "void", "A-2"]);
     let (kind, _) = env.fails(&["redeem", "A-2", "--user", "ada"], 4);
     assert_eq!(kind, "void");
+}
+
+/// Many `coupon` processes at once on one database: the limits hold across processes, not only
+/// across threads of one.
+mod processes {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    /// Starts every command at once, then waits for all of them.
+    fn race(env: &Env, runs: &[Vec<String>]) -> Vec<Output> {
+        let children: Vec<_> = runs
+            .iter()
+            .map(|args| {
+                let mut command = env.command(&[&["--json".to_owned()], &args[..]].concat());
+                command.stdin(Stdio::null());
+                command.spawn().unwrap()
+            })
+            .collect();
+        children
+            .into_iter()
+            .map(|child| child.wait_with_output().unwrap())
+            .collect()
+    }
+
+    /// The error kinds of the failed runs, by kind; panics on an unexpected exit status.
+    fn winners_and_refusals(outputs: &[Output], refusal: &str) -> Vec<Value> {
+        let mut winners = Vec::new();
+        for out in outputs {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            match status(out) {
+                0 => winners.push(serde_json::from_slice(&out.stdout).unwrap()),
+                4 => {
+                    let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+                    assert_eq!(err["error"]["kind"], refusal, "{stderr}");
+                }
+                other => panic!("exit status {other}: {stderr}"),
+            }
+        }
+        winners
+    }
+
+    fn args(parts: &[&str]) -> Vec<String> {
+        parts.iter().map(|part| (*part).to_owned()).collect()
+    }
+
+    fn book_with_codes(env: &Env, extra: &[&str], codes: usize) {
+        env.json(&[&["book", "create", "--name", "Race"], extra].concat());
+        let csv: String = (0..codes).map(|i| format!("RACE-{i}\n")).collect();
+        let path = env.write("codes.csv", &csv);
+        assert_eq!(
+            env.json(&["codes", "import", "1", &path])["inserted"],
+            codes
+        );
+    }
+
+    #[test]
+    fn twenty_processes_assigning_one_code_leave_one_owner() {
+        let env = Env::new();
+        book_with_codes(&env, &[], 1);
+        let runs: Vec<_> = (0..20)
+            .map(|i| args(&["assign", "--code", "RACE-0", "--user", &format!("user-{i}")]))
+            .collect();
+        let winners = winners_and_refusals(&race(&env, &runs), "not_owner");
+        assert_eq!(winners.len(), 1);
+        let owner = &winners[0]["user_id"];
+        assert_eq!(&env.json(&["show", "RACE-0"])["user_id"], owner);
+        let assigned = env
+            .json(&["events"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "assigned")
+            .count();
+        assert_eq!(assigned, 1);
+    }
+
+    #[test]
+    fn twenty_four_processes_share_eight_codes_between_eight_users() {
+        let env = Env::new();
+        book_with_codes(&env, &[], 8);
+        let runs: Vec<_> = (0..24)
+            .map(|i| args(&["assign", "1", "--user", &format!("user-{i}")]))
+            .collect();
+        let winners = winners_and_refusals(&race(&env, &runs), "sold_out");
+        assert_eq!(winners.len(), 8);
+        let codes: BTreeSet<_> = winners.iter().map(|w| w["code"].to_string()).collect();
+        let users: BTreeSet<_> = winners.iter().map(|w| w["user_id"].to_string()).collect();
+        assert_eq!((codes.len(), users.len()), (8, 8));
+        let stats = &env.json(&["book", "show", "1"])["stats"];
+        assert_eq!(
+            (&stats["assigned"], &stats["available"]),
+            (&8.into(), &0.into())
+        );
+    }
+
+    #[test]
+    fn twelve_processes_for_one_user_stop_at_the_cap() {
+        let env = Env::new();
+        book_with_codes(&env, &["--max-codes-per-user", "2"], 20);
+        let runs: Vec<_> = (0..12)
+            .map(|_| args(&["assign", "1", "--user", "ada"]))
+            .collect();
+        let winners = winners_and_refusals(&race(&env, &runs), "limit_reached");
+        assert_eq!(winners.len(), 2);
+        assert_eq!(
+            env.json(&["user", "coupons", "ada"])
+                .as_array()
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn sixteen_processes_redeeming_a_single_use_code_redeem_it_once() {
+        let env = Env::new();
+        book_with_codes(&env, &["--max-redemptions-per-user", "1"], 1);
+        env.json(&["assign", "--code", "RACE-0", "--user", "ada"]);
+        let runs: Vec<_> = (0..16)
+            .map(|i| {
+                let order = format!("order-{i}");
+                args(&["redeem", "RACE-0", "--user", "ada", "--order-id", &order])
+            })
+            .collect();
+        let winners = winners_and_refusals(&race(&env, &runs), "exhausted");
+        assert_eq!(winners.len(), 1);
+        assert_eq!(env.json(&["show", "RACE-0"])["redemptions"], 1);
+    }
+}
+
+/// `kill -9` in the middle of an import leaves the book exactly as before it started.
+#[test]
+fn killed_import_leaves_the_book_as_it_was() {
+    let env = Env::new();
+    env.json(&["book", "create", "--name", "B"]);
+    let before_csv = env.write("before.csv", "KEEP-1\nKEEP-2\n");
+    env.json(&["codes", "import", "1", &before_csv]);
+    env.json(&["assign", "--code", "KEEP-1", "--user", "ada"]);
+    let snapshot = |env: &Env| {
+        let export = env.run(&["codes", "export", "1"]);
+        assert_eq!(status(&export), 0);
+        (
+            env.json(&["book", "show", "1"]),
+            env.json(&["events"]),
+            export.stdout,
+        )
+    };
+    let before = snapshot(&env);
+
+    // Feed the import through a pipe and stop feeding half-way, so it is surely mid-import
+    // (batches already written inside its transaction) when it is killed.
+    let mut child = env.command(&["codes", "import", "1", "-"]).spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let mut rows = String::from("code\n");
+        for i in 0..400_000 {
+            rows.push_str(&format!("NEW-{i:08}\n"));
+        }
+        // The process is killed while this pipe is still open.
+        let _ = stdin.write_all(rows.as_bytes());
+        stdin
+    });
+    let wal = env.path("c.db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::fs::metadata(&wal).map_or(0, |m| m.len()) < 4 << 20 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the import wrote nothing"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the import ended");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    let killed = child.wait().unwrap();
+    assert!(!killed.success());
+    drop(feeder.join().unwrap());
+
+    assert_eq!(snapshot(&env), before);
+    let check = coupon_store_sqlite::rusqlite::Connection::open(env.path("c.db")).unwrap();
+    let integrity: String = check
+        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(integrity, "ok");
+    // The database is usable: the same import, run to the end, adds its rows.
+    let again = env.write("again.csv", "NEW-1\nNEW-2\n");
+    assert_eq!(env.json(&["codes", "import", "1", &again])["inserted"], 2);
 }
