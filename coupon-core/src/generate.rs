@@ -3,17 +3,17 @@
 //! The plan is exact and always ends:
 //! - the pattern's size is exact; `count` beyond the free part of the space is refused before
 //!   anything is written;
-//! - while the free space is at least twice `count`, codes are drawn by **rejection sampling** in
-//!   batches (a draw that collides with a stored code is simply drawn again: expected draws stay
-//!   below 1.4 × `count`);
+//! - while the free space is at least twice `count`, codes are drawn independently and
+//!   uniformly, in code order ([`Pattern::sample_sorted`]), and stored in batches; a draw
+//!   that repeats another or collides with a stored code is made up for by drawing again
+//!   (expected draws stay below 1.4 × `count`), so every set of `count` free codes is equally
+//!   likely;
 //! - otherwise the space is small enough to **enumerate**: the taken codes are marked in a bitmap
 //!   of the space, and selection sampling (Knuth's algorithm S) picks exactly `count` of the free
 //!   codes, each subset equally likely, in one ordered pass;
 //! - the guessability guard refuses books where a guess would hit too often.
 //!
 //! Everything happens in one transaction: either all `count` codes are stored or none are.
-
-use std::collections::HashSet;
 
 use num_bigint::BigUint;
 use num_traits::{ToPrimitive, Zero};
@@ -22,7 +22,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use crate::coupons::{append, load_book};
-use crate::pattern::{Pattern, Sampler};
+use crate::pattern::Pattern;
 use crate::store::{CodeFate, CouponStore, StoreTx};
 use crate::{
     BookId, Coupons, Error, ErrorKind, EventKind, GenerateReport, NewEvent, Result, Timestamp,
@@ -38,49 +38,6 @@ const MAX_ENUMERATED_SPACE: u64 = 1 << 33;
 const MAX_BARREN_ROUNDS: u32 = 64;
 /// How many store codes are read at a time when counting the taken part of a space.
 const SCAN_PAGE: usize = 10_000;
-
-/// Draws batches of distinct codes uniformly at random from a pattern, with memory bounded by
-/// the batch size.
-///
-/// ```
-/// use coupon_core::{generate::CodeBatches, Pattern};
-/// let pattern = Pattern::parse("[A-Z0-9]{12}")?;
-/// let mut batches = CodeBatches::new(&pattern, rand::rng());
-/// let mut codes = Vec::new();
-/// batches.fill(1000, &mut codes);
-/// assert_eq!(codes.len(), 1000);
-/// assert!(codes.iter().all(|c| pattern.contains(c)));
-/// # Ok::<(), coupon_core::Error>(())
-/// ```
-pub struct CodeBatches<'p, R> {
-    sampler: Sampler<'p>,
-    size: u64,
-    rng: R,
-    seen: HashSet<String>,
-}
-
-impl<'p, R: Rng> CodeBatches<'p, R> {
-    /// Batches of codes of `pattern` drawn with `rng` (use a cryptographically secure one).
-    pub fn new(pattern: &'p Pattern, rng: R) -> Self {
-        CodeBatches {
-            sampler: pattern.sampler(),
-            size: pattern.size().to_u64().unwrap_or(u64::MAX),
-            rng,
-            seen: HashSet::new(),
-        }
-    }
-
-    /// Appends to `out` `n` codes distinct from each other (at most the size of the space),
-    /// each `n`-subset of the space equally likely, in no particular order.
-    pub fn fill(&mut self, n: usize, out: &mut Vec<String>) {
-        let n = n.min(usize::try_from(self.size).unwrap_or(usize::MAX));
-        self.seen.reserve(n);
-        while self.seen.len() < n {
-            self.seen.insert(self.sampler.sample(&mut self.rng));
-        }
-        out.extend(self.seen.drain());
-    }
-}
 
 /// How the codes will be drawn.
 enum Plan {
@@ -245,20 +202,32 @@ fn generate_sparse(
     count: u64,
     now: Timestamp,
 ) -> Result<()> {
-    let mut batches = CodeBatches::new(pattern, StdRng::from_os_rng());
+    let mut rng = StdRng::from_os_rng();
     let mut added = 0u64;
     let mut barren = 0;
     let mut batch = Vec::with_capacity(GENERATE_BATCH);
     while added < count {
-        let want = (count - added).min(GENERATE_BATCH as u64) as usize;
-        batch.clear();
-        batches.fill(want, &mut batch);
-        // Stores insert faster in index order.
-        batch.sort_unstable();
-        let fates = tx.add_codes(book, &batch, now)?;
-        let inserted = fates.iter().filter(|f| **f == CodeFate::Inserted).count() as u64;
-        added += inserted;
-        barren = if inserted == 0 { barren + 1 } else { 0 };
+        // Draws come in code order, which stores insert fastest; a draw that repeats one
+        // or collides with a stored code is made up for in the next round.
+        let before = added;
+        let want = count - added;
+        let mut store = |batch: &mut Vec<String>| -> Result<()> {
+            let fates = tx.add_codes(book, batch, now)?;
+            added += fates.iter().filter(|f| **f == CodeFate::Inserted).count() as u64;
+            batch.clear();
+            Ok(())
+        };
+        pattern.sample_sorted(want, &mut rng, |chunk| {
+            batch.append(chunk);
+            if batch.len() >= GENERATE_BATCH {
+                store(&mut batch)?;
+            }
+            Ok(())
+        })?;
+        if !batch.is_empty() {
+            store(&mut batch)?;
+        }
+        barren = if added == before { barren + 1 } else { 0 };
         if barren == MAX_BARREN_ROUNDS {
             return Err(Error::new(
                 ErrorKind::Conflict,

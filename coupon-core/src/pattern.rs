@@ -14,6 +14,7 @@
 //! ([`Pattern::sampler`]).
 
 mod automaton;
+mod ordered;
 mod sampler;
 mod syntax;
 

@@ -184,6 +184,7 @@ macro_rules! store_tests {
             codes::export_streams_rows_with_state,
             // operations:: and races:: cases below
             operations::assign_random_gives_an_available_code,
+            operations::assign_random_spreads_over_the_book,
             operations::assign_random_before_valid_from_is_allowed,
             operations::assign_random_after_valid_until_is_expired,
             operations::assign_random_at_cap_is_limit_reached,

@@ -128,6 +128,8 @@ impl SqliteStore {
         let busy = options.busy_timeout;
         let manager = manager.with_init(move |conn| {
             conn.busy_timeout(busy)?;
+            // Takes effect only when the file is created (before WAL mode writes its header).
+            conn.execute_batch("PRAGMA page_size = 8192")?;
             // The answer is the mode now in force ("wal", or "memory" in memory).
             let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")

@@ -40,8 +40,23 @@ const SAVE_CODE: &str = "UPDATE codes SET owner = ?2, assigned_at = ?3, redempti
      lock_token = ?5, lock_expires_at = ?6, voided_at = ?7 WHERE code = ?1";
 const HELD: &str = "SELECT count(*) FROM codes \
      WHERE owner = ?2 AND book_id = ?1 AND voided_at IS NULL";
-const INSERT_CODE: &str = "INSERT INTO codes (code, book_id, slot, created_at) \
-     VALUES (?1, ?2, ?3, ?4) ON CONFLICT (code) DO NOTHING";
+/// The available codes of a book, in `slot` order, from the partial index `codes_available`.
+const AVAILABLE: &str = "FROM codes WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL";
+/// The first available code of a book (`?1`) at or after a slot (`?2`).
+fn claim_sql() -> String {
+    format!("SELECT {CODE_COLUMNS} {AVAILABLE} AND slot >= ?2 ORDER BY slot LIMIT 1")
+}
+/// The lowest and highest slot of a book's available codes: two seeks in the index.
+const SLOT_RANGE: &str = "SELECT \
+     (SELECT slot FROM codes WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL \
+      ORDER BY slot LIMIT 1), \
+     (SELECT slot FROM codes WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL \
+      ORDER BY slot DESC LIMIT 1)";
+/// Inserts the codes of a JSON array (`?1`), distinct and in order, numbering their slots
+/// from `?3 + 1`, and returns those that were new to the store.
+const INSERT_CODES: &str = "INSERT INTO codes (code, book_id, slot, created_at) \
+     SELECT value, ?2, ?3 + key + 1, ?4 FROM json_each(?1) WHERE true \
+     ON CONFLICT (code) DO NOTHING RETURNING code";
 const BOOK_OF_CODE: &str = "SELECT book_id FROM codes WHERE code = ?1";
 const ASSIGNMENT_KEY: &str =
     "SELECT code FROM assignment_keys WHERE book_id = ?1 AND user_id = ?2 AND key = ?3";
@@ -246,18 +261,20 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn claim_random(&mut self, book: BookId) -> Result<Option<CodeRecord>> {
-        let from = format!(
-            "SELECT {CODE_COLUMNS} FROM codes \
-             WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL AND slot >= ?2 \
-             ORDER BY slot LIMIT 1"
-        );
-        let slot: i64 = rand::random();
-        let found = self.codes(&from, params![book, slot])?.pop();
-        if found.is_some() {
-            return Ok(found);
-        }
-        // Past the last slot: wrap around to the first.
-        Ok(self.codes(&from, params![book, i64::MIN])?.pop())
+        let (low, high): (Option<i64>, Option<i64>) = self
+            .tx
+            .prepare_cached(SLOT_RANGE)
+            .and_then(|mut stmt| stmt.query_row([book], |r| Ok((r.get(0)?, r.get(1)?))))
+            .map_err(classify)?;
+        let (Some(low), Some(high)) = (low, high) else {
+            return Ok(None);
+        };
+        // Slots are numbered in insertion order, so a uniform point between the lowest and
+        // the highest available slot picks a code at random (weighted by the gap before it,
+        // which assignments open).
+        let point = rand::random_range(low..=high);
+        self.codes(&claim_sql(), params![book, point])
+            .map(|mut found| found.pop())
     }
 
     fn add_codes(
@@ -266,14 +283,40 @@ impl StoreTx for SqliteTx<'_> {
         codes: &[String],
         now: Timestamp,
     ) -> Result<Vec<CodeFate>> {
-        let mut insert = self.tx.prepare_cached(INSERT_CODE).map_err(classify)?;
+        if codes.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One statement for the whole batch, in code order (each page of the code indexes is
+        // then touched once per batch rather than once per code). New codes take the slots
+        // after the book's highest available one, so the index of available codes grows at
+        // its end instead of at random places.
+        let base: i64 = self
+            .tx
+            .prepare_cached(SLOT_RANGE)
+            .and_then(|mut stmt| stmt.query_row([book], |r| r.get::<_, Option<i64>>(1)))
+            .map_err(classify)?
+            .unwrap_or(0);
+        let mut sorted: Vec<&str> = codes.iter().map(String::as_str).collect();
+        sorted.sort_unstable();
+        let json = serde_json::Value::from(sorted).to_string();
+        let mut inserted: Vec<String> = self
+            .tx
+            .prepare_cached(INSERT_CODES)
+            .and_then(|mut stmt| {
+                stmt.query_map(params![json, book, base, micros(now)], |r| r.get(0))?
+                    .collect()
+            })
+            .map_err(classify)?;
+        if inserted.len() == codes.len() {
+            return Ok(vec![CodeFate::Inserted; codes.len()]);
+        }
+        // Some were in the store already: tell which, and where.
+        inserted.sort_unstable();
         let mut lookup = self.tx.prepare_cached(BOOK_OF_CODE).map_err(classify)?;
-        let now = micros(now);
         codes
             .iter()
             .map(|code| {
-                let slot: i64 = rand::random();
-                if insert.execute(params![code, book, slot, now])? == 1 {
+                if inserted.binary_search(code).is_ok() {
                     return Ok(CodeFate::Inserted);
                 }
                 let owner: BookId = lookup.query_row([code], |r| r.get(0))?;
@@ -442,5 +485,37 @@ impl StoreTx for SqliteTx<'_> {
             Ok(event)
         })
         .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random assignment costs a few seeks in the index of available codes, whatever the
+    /// number of codes: no scan, no sort.
+    #[test]
+    fn random_assignment_seeks_the_index_of_available_codes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coupons.db");
+        drop(crate::SqliteStore::open(&path).unwrap());
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in [SLOT_RANGE.to_owned(), claim_sql()] {
+            let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+            let ones = std::iter::repeat_n(1i64, stmt.parameter_count());
+            let plan: Vec<String> = stmt
+                .query_map(rusqlite::params_from_iter(ones), |r| r.get::<_, String>(3))
+                .unwrap()
+                .collect::<std::result::Result<_, _>>()
+                .unwrap();
+            let plan = plan.join(" | ");
+            assert!(
+                plan.contains("USING COVERING INDEX codes_available")
+                    || plan.contains("USING INDEX codes_available"),
+                "{plan}"
+            );
+            assert!(!plan.contains("SCAN codes"), "no scan: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
+        }
     }
 }

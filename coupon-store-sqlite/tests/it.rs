@@ -118,25 +118,4 @@ mod sqlite_only {
             .create_book(&BookSettings::new("free again"))
             .unwrap();
     }
-
-    #[test]
-    fn random_assignment_seeks_the_index_of_available_codes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("coupons.db");
-        drop(SqliteStore::open(&path).unwrap());
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        let plan: Vec<String> = conn
-            .prepare(
-                "EXPLAIN QUERY PLAN SELECT code FROM codes WHERE book_id = 1 AND owner IS NULL \
-                 AND voided_at IS NULL AND slot >= 0 ORDER BY slot LIMIT 1",
-            )
-            .unwrap()
-            .query_map([], |r| r.get::<_, String>(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        let plan = plan.join(" | ");
-        assert!(plan.contains("codes_available"), "{plan}");
-        assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
-    }
 }

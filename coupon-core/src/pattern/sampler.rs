@@ -407,8 +407,14 @@ impl<'p> Sampler<'p> {
     /// ```
     pub fn sample_into<R: Rng + ?Sized>(&self, rng: &mut R, out: &mut String) {
         out.clear();
+        self.extend_from(self.tables.start, rng, out);
+    }
+
+    /// Appends to `out` a walk from `state` to a stop: one of the strings `state` leads to,
+    /// each with probability one over their number.
+    pub(super) fn extend_from<R: Rng + ?Sized>(&self, state: usize, rng: &mut R, out: &mut String) {
         let tables = self.tables;
-        let mut state = tables.start;
+        let mut state = state;
         loop {
             let node = &tables.states[state];
             match node.step {

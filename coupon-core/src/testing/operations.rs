@@ -106,6 +106,28 @@ fn held<S: CouponStore>(t: &Ctx<S>, user: &str, book: BookId) -> Vec<Coupon> {
 // ---------------------------------------------------------------------------------------------
 // assign random
 
+/// Random assignment picks among all the available codes, not the first ones in some order:
+/// 60 draws from 300 codes land in both halves of the code order (a fair pick puts fewer
+/// than 12 in one half about once in a million runs).
+pub fn assign_random_spreads_over_the_book<S: CouponStore>(t: &Ctx<S>) {
+    let codes: Vec<String> = (0..300).map(|i| format!("SPREAD-{i:03}")).collect();
+    let refs: Vec<&str> = codes.iter().map(String::as_str).collect();
+    let book = t.book_with(settings("Spread"), &refs);
+    let lower = (0..60)
+        .map(|i| {
+            t.coupons
+                .assign_random(book, &format!("user-{i}"), None)
+                .expect("assign")
+                .code
+        })
+        .filter(|code| code.as_str() < "SPREAD-150")
+        .count();
+    assert!(
+        (12..=48).contains(&lower),
+        "{lower} of 60 random assignments fell in the lower half of the codes"
+    );
+}
+
 /// Assign random gives one available code with its full coupon view, assigned now.
 pub fn assign_random_gives_an_available_code<S: CouponStore>(t: &Ctx<S>) {
     let codes = ["RND-1", "RND-2", "RND-3"];
