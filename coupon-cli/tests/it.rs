@@ -293,10 +293,11 @@ fn backend_failure_is_1() {
     env.url = env.path("dir.db").display().to_string();
     let (kind, _) = env.fails(&["book", "list"], 1);
     assert_eq!(kind, "backend");
-    env.url = "postgres://localhost/coupons".into();
+    env.url = "postgres://ada:hunter2@127.0.0.1:1/coupons".into();
     let (kind, message) = env.fails(&["book", "list"], 1);
     assert_eq!(kind, "backend");
-    assert!(message.contains("Postgres is not supported yet"));
+    assert!(message.contains("127.0.0.1:1/coupons"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
 }
 
 #[test]
@@ -409,4 +410,240 @@ fn rule_refusals_on_codes() {
     env.json(&["codes", "void", "A-2"]);
     let (kind, _) = env.fails(&["redeem", "A-2", "--user", "ada"], 4);
     assert_eq!(kind, "void");
+}
+
+/// The same binary on Postgres (`COUPON_TEST_POSTGRES_URL`), each test in a schema of its own
+/// chosen with the URL's `schema` parameter; skipped with a notice when no server is configured.
+mod postgres {
+    use std::process::{Command, Output, Stdio};
+
+    use coupon_store_postgres::postgres::{Client, NoTls};
+    use serde_json::Value;
+
+    /// A fresh schema on the test server, dropped at the end of the test.
+    struct Pg {
+        server: String,
+        schema: String,
+        url: String,
+    }
+
+    impl Pg {
+        fn new(tag: &str) -> Option<Pg> {
+            let Some(server) = std::env::var("COUPON_TEST_POSTGRES_URL")
+                .ok()
+                .filter(|u| !u.is_empty())
+            else {
+                eprintln!("skipped {tag}: COUPON_TEST_POSTGRES_URL is not set");
+                return None;
+            };
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos();
+            let schema = format!("coupon_cli_{tag}_{}_{nanos}", std::process::id());
+            let sep = if server.contains('?') { '&' } else { '?' };
+            let url = format!("{server}{sep}schema={schema}");
+            Some(Pg {
+                server,
+                schema,
+                url,
+            })
+        }
+
+        fn command(&self, args: &[&str]) -> Command {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_coupon"));
+            command
+                .args(args)
+                .env("COUPON_DATABASE_URL", &self.url)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped());
+            command
+        }
+
+        fn run_with(&self, args: &[&str], stdin: &[u8]) -> Output {
+            let mut child = self.command(args).spawn().unwrap();
+            std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin).unwrap();
+            child.wait_with_output().unwrap()
+        }
+
+        /// Runs with `--json`, expects success and returns the one JSON document.
+        fn json(&self, args: &[&str]) -> Value {
+            self.json_with(args, b"")
+        }
+
+        fn json_with(&self, args: &[&str], stdin: &[u8]) -> Value {
+            let out = self.run_with(&[&["--json"], args].concat(), stdin);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            serde_json::from_slice(&out.stdout).unwrap()
+        }
+
+        /// Runs with `--json`, expects exit `status` and returns the error's kind.
+        fn fails(&self, args: &[&str], status: i32) -> String {
+            let out = self.run_with(&[&["--json"], args].concat(), b"");
+            assert_eq!(
+                out.status.code(),
+                Some(status),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let err: Value = serde_json::from_slice(&out.stderr).unwrap();
+            err["error"]["kind"].as_str().unwrap().to_owned()
+        }
+    }
+
+    impl Drop for Pg {
+        fn drop(&mut self) {
+            let dropped = Client::connect(&self.server, NoTls).and_then(|mut c| {
+                c.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                    self.schema
+                ))
+            });
+            if let Err(e) = dropped {
+                eprintln!("could not drop test schema {}: {e}", self.schema);
+            }
+        }
+    }
+
+    #[test]
+    fn walkthrough_on_postgres() {
+        let Some(pg) = Pg::new("walk") else { return };
+        let book = pg.json(&[
+            "book",
+            "create",
+            "--name",
+            "Summer",
+            "--pattern",
+            "SUMMER-[A-Z0-9]{8}",
+            "--max-codes-per-user",
+            "1",
+        ]);
+        assert_eq!(book["id"], 1);
+        let generated = pg.json(&["codes", "generate", "1", "--count", "5"]);
+        assert_eq!(generated["generated"], 5);
+        let report = pg.json_with(
+            &["codes", "import", "1", "-"],
+            b"code\nvip-1\nVIP-2\nvip-1\n",
+        );
+        assert_eq!(
+            (report["inserted"].as_u64(), report["duplicates"].as_u64()),
+            (Some(2), Some(1))
+        );
+
+        let coupon = pg.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
+        let code = coupon["code"].as_str().unwrap().to_owned();
+        assert_eq!(coupon["state"], "active");
+        let again = pg.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
+        assert_eq!(again["code"], code.as_str());
+        assert_eq!(
+            pg.fails(&["assign", "1", "--user", "ada"], 4),
+            "limit_reached"
+        );
+
+        let lock = pg.json(&["lock", &code, "--user", "ada", "--ttl", "2m"]);
+        let token = lock["token"].as_str().unwrap().to_owned();
+        assert_eq!(pg.json(&["show", &code])["state"], "locked");
+        assert_eq!(pg.fails(&["redeem", &code, "--user", "ada"], 4), "locked");
+        let receipt = pg.json(&[
+            "redeem",
+            &code,
+            "--user",
+            "ada",
+            "--token",
+            &token,
+            "--order-id",
+            "order-1",
+            "--context",
+            r#"{"cart": 42.5}"#,
+        ]);
+        assert_eq!(
+            (receipt["remaining"].as_u64(), receipt["replayed"].as_bool()),
+            (Some(0), Some(false))
+        );
+        let replay = pg.json(&["redeem", &code, "--user", "ada", "--order-id", "order-1"]);
+        assert_eq!(replay["replayed"], true);
+        assert_eq!(replay["redeemed_at"], receipt["redeemed_at"]);
+
+        let mine = pg.json(&["user", "coupons", "ada"]);
+        assert_eq!(mine[0]["state"], "redeemed");
+        let stats = &pg.json(&["book", "show", "1"])["stats"];
+        assert_eq!(
+            (stats["codes"].as_u64(), stats["redeemed"].as_u64()),
+            (Some(7), Some(1))
+        );
+
+        let events = pg.json(&["events"]);
+        let kinds: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "book_created",
+                "codes_added",
+                "codes_added",
+                "assigned",
+                "locked",
+                "redeemed"
+            ]
+        );
+        let seqs: Vec<i64> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        let later = pg.json(&["events", "--after", "4", "--limit", "1"]);
+        assert_eq!(later[0]["seq"], 5);
+        assert_eq!(later[0]["kind"], "locked");
+
+        let export = pg.run_with(&["codes", "export", "1"], b"");
+        let text = String::from_utf8(export.stdout).unwrap();
+        assert_eq!(text.lines().count(), 8, "{text}");
+        assert!(text.contains(&format!("{code},redeemed,ada,1")), "{text}");
+    }
+
+    /// Eight processes assign at once from a book of four codes: four distinct codes handed out,
+    /// four `sold_out`.
+    #[test]
+    fn concurrent_processes_get_distinct_codes() {
+        let Some(pg) = Pg::new("race") else { return };
+        pg.json(&["book", "create", "--name", "Few"]);
+        pg.json_with(&["codes", "import", "1", "-"], b"R-1\nR-2\nR-3\nR-4\n");
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                pg.command(&["--json", "assign", "1", "--user", &format!("user-{i}")])
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outputs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let mut codes = std::collections::BTreeSet::new();
+        let mut sold_out = 0;
+        for out in &outputs {
+            match out.status.code() {
+                Some(0) => {
+                    let coupon: Value = serde_json::from_slice(&out.stdout).unwrap();
+                    codes.insert(coupon["code"].as_str().unwrap().to_owned());
+                }
+                Some(4) => sold_out += 1,
+                other => panic!("{other:?}: {}", String::from_utf8_lossy(&out.stderr)),
+            }
+        }
+        assert_eq!((codes.len(), sold_out), (4, 4));
+        assert_eq!(pg.json(&["book", "show", "1"])["stats"]["available"], 0);
+    }
 }
