@@ -4,9 +4,10 @@
 //! database, and every operation stays atomic and serializable per code and per (book, user).
 //!
 //! - **Row locks, not big locks:** write transactions run at READ COMMITTED and lock exactly
-//!   the rows they decide on — the code (`SELECT … FOR UPDATE`), the (book, user) pair that the
-//!   per-user cap counts, and the book's settings in share mode, so operations on one book run
-//!   side by side. Read transactions are `REPEATABLE READ READ ONLY` snapshots.
+//!   the rows they decide on — the code (`SELECT … FOR UPDATE`) and the (book, user) pair that
+//!   the per-user cap counts — and hold the book's lock in shared mode (an advisory lock), so
+//!   operations on one book run side by side while a change of its settings waits for them.
+//!   Read transactions are `REPEATABLE READ READ ONLY` snapshots.
 //! - **Random assignment without scans:** each code has a random `slot`; a claim takes the first
 //!   available code at or after a random slot in a partial index of available codes,
 //!   `FOR UPDATE SKIP LOCKED`, so concurrent claims never wait for each other and the cost does

@@ -13,21 +13,26 @@
 //! - [`StoreTx::claim_random`] takes the first available code at or after a random `slot`
 //!   (wrapping around) in the partial index `codes_available`, `FOR UPDATE SKIP LOCKED`:
 //!   concurrent claims take different codes without waiting for each other.
-//! - [`StoreTx::book`] takes a *share* lock (`FOR SHARE`) on the book: no other transaction can
-//!   change the book's settings while an operation relies on them, yet operations on one book run
-//!   side by side (an exclusive lock would queue every assignment of a campaign behind the others
-//!   and behind any import). Changing a book takes the exclusive lock with its `UPDATE`, after
-//!   the operations in flight.
+//! - [`StoreTx::book`] takes the book's lock in *shared* mode before reading it: a
+//!   transaction-scoped advisory lock keyed by the schema and the book id
+//!   (`pg_advisory_xact_lock_shared`). No other transaction can change the book's settings while
+//!   an operation relies on them, yet operations on one book run side by side — an exclusive
+//!   lock would queue every assignment of a campaign behind the others and behind any import.
+//!   [`StoreTx::update_book`] takes the same lock in exclusive mode before its `UPDATE`: it waits
+//!   for the operations in flight, and the operations that arrive meanwhile queue behind it, so a
+//!   change of settings is not starved by a busy campaign (Postgres queues advisory locks fairly,
+//!   which row share locks are not). Two changes of one book that meet holding the shared lock
+//!   are a deadlock, which Postgres breaks after `deadlock_timeout` and the service retries.
 //! - [`StoreTx::append_event`] takes the next `seq` from the one-row `event_counter`
 //!   (`UPDATE … RETURNING`), whose row lock is held until commit: `seq` is handed out in commit
 //!   order without gaps, so a reader following the log after a cursor never misses an event that
 //!   commits later with a smaller `seq`. The service appends events last, so the counter is held
 //!   only for the end of a transaction and its commit.
 //!
-//! Locks are always taken code → (book, user) → event counter (a random claim takes the
-//! (book, user) row first, but never waits for a code), so transactions of the service do not
-//! deadlock each other; should Postgres still report a deadlock, a serialization failure or a
-//! lock timeout, the error is a retryable `conflict`.
+//! Row locks are always taken code → (book, user) → event counter (a random claim takes the
+//! (book, user) row first, but never waits for a code), so operations do not deadlock each
+//! other; should Postgres still report a deadlock, a serialization failure or a lock timeout, the
+//! error is a retryable `conflict`.
 //!
 //! Read transactions are `REPEATABLE READ READ ONLY`: every statement of one sees the same
 //! snapshot (an export's pages, a book and its statistics), and they never take row locks.
@@ -86,7 +91,14 @@ const INSERT_BOOK: &str = "INSERT INTO books (name, description, valid_from, val
      max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, \
      updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id";
 const BOOK: &str = book_select!("WHERE id = $1");
-const BOOK_SHARED: &str = book_select!("WHERE id = $1 FOR SHARE");
+/// The book's lock, shared: taken by every write transaction that reads the book.
+const SHARE_BOOK: &str = "SELECT pg_advisory_xact_lock_shared($1, \
+     hashtext(current_schema() || '/' || $2::bigint::text))";
+/// The book's lock, exclusive: taken to change the book's settings.
+const LOCK_BOOK: &str = "SELECT pg_advisory_xact_lock($1, \
+     hashtext(current_schema() || '/' || $2::bigint::text))";
+/// The first key of the books' advisory locks ("book").
+const BOOK_LOCK_CLASS: i32 = 0x626f_6f6b;
 const BOOKS: &str = book_select!("ORDER BY id");
 const UPDATE_BOOK: &str = "UPDATE books SET name = $2, description = $3, valid_from = $4, \
      valid_until = $5, max_redemptions_per_user = $6, max_codes_per_user = $7, \
@@ -316,8 +328,11 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn book(&mut self, id: BookId) -> Result<Option<Book>> {
-        let sql = if self.write { BOOK_SHARED } else { BOOK };
-        self.query_opt(sql, &[&id])?
+        if self.write {
+            // The lock first, then the read: its snapshot sees the last committed change.
+            self.execute(SHARE_BOOK, &[&BOOK_LOCK_CLASS, &id])?;
+        }
+        self.query_opt(BOOK, &[&id])?
             .as_ref()
             .map(book_row)
             .transpose()
@@ -328,6 +343,7 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn update_book(&mut self, b: &Book) -> Result<()> {
+        self.execute(LOCK_BOOK, &[&BOOK_LOCK_CLASS, &b.id])?;
         let s = &b.settings;
         self.execute(
             UPDATE_BOOK,
