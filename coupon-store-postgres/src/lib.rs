@@ -77,7 +77,7 @@ pub struct PostgresOptions {
     /// `schema` parameter or, without one, the first schema of the server's `search_path`.
     pub schema: Option<String>,
     /// How long a statement waits for a row lock before the transaction fails with a retryable
-    /// `conflict` (Postgres `lock_timeout`). Default 5 s.
+    /// `conflict` (Postgres `lock_timeout`; zero waits without limit). Default 5 s.
     pub lock_timeout: Duration,
     /// How long opening a connection may take, unless the URL says (`connect_timeout`).
     /// Default 10 s.
@@ -99,6 +99,8 @@ impl Default for PostgresOptions {
 pub struct PostgresStore {
     pool: r2d2::Pool<Manager>,
     location: String,
+    /// The lock timeout of a change of a book's settings, when shorter than `lock_timeout`.
+    book_update_wait: Option<String>,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -149,7 +151,14 @@ impl PostgresStore {
             .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(30))
             .build_unchecked(manager);
-        Ok(PostgresStore { pool, location })
+        let unlimited = options.lock_timeout.is_zero();
+        let book_update_wait = (unlimited || options.lock_timeout > tx::BOOK_UPDATE_WAIT)
+            .then(|| format!("{}ms", tx::BOOK_UPDATE_WAIT.as_millis()));
+        Ok(PostgresStore {
+            pool,
+            location,
+            book_update_wait,
+        })
     }
 
     /// Where the database is: `postgres://user@host:port/database` (and `?schema=NAME`), without
@@ -195,6 +204,7 @@ impl CouponStore for PostgresStore {
             statements,
             write: access == Access::Write,
             staging: false,
+            book_update_wait: self.book_update_wait.as_deref(),
         };
         let value = f(&mut stx).map_err(|e| located(&self.location, e))?;
         stx.tx

@@ -21,8 +21,10 @@
 //!   [`StoreTx::update_book`] takes the same lock in exclusive mode before its `UPDATE`: it waits
 //!   for the operations in flight, and the operations that arrive meanwhile queue behind it, so a
 //!   change of settings is not starved by a busy campaign (Postgres queues advisory locks fairly,
-//!   which row share locks are not). Two changes of one book that meet holding the shared lock
-//!   are a deadlock, which Postgres breaks after `deadlock_timeout` and the service retries.
+//!   which row share locks are not). It waits at most [`BOOK_UPDATE_WAIT`] (a retryable
+//!   `conflict` then), so that a change tried during a long import does not hold up the book's
+//!   operations for long. Two changes of one book that meet holding the shared lock are an
+//!   upgrade deadlock, which Postgres detects at once; the service retries the loser.
 //! - [`StoreTx::append_event`] takes the next `seq` from the one-row `event_counter`
 //!   (`UPDATE … RETURNING`), whose row lock is held until commit: `seq` is handed out in commit
 //!   order without gaps, so a reader following the log after a cursor never misses an event that
@@ -60,7 +62,13 @@ pub(crate) struct PgTx<'c> {
     pub(crate) write: bool,
     /// Whether the staging table of bulk inserts exists in this transaction.
     pub(crate) staging: bool,
+    /// The `lock_timeout` for taking a book's lock exclusively, when shorter than the session's.
+    pub(crate) book_update_wait: Option<&'c str>,
 }
+
+/// The longest a change of a book's settings waits for its exclusive lock. Operations that
+/// arrive meanwhile queue behind it, so it must not wait long behind a long import.
+pub(crate) const BOOK_UPDATE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Batches up to this size are inserted from arrays in one statement; larger ones are copied
 /// (`COPY … FROM STDIN`) into a staging table first.
@@ -97,6 +105,7 @@ const SHARE_BOOK: &str = "SELECT pg_advisory_xact_lock_shared($1, \
 /// The book's lock, exclusive: taken to change the book's settings.
 const LOCK_BOOK: &str = "SELECT pg_advisory_xact_lock($1, \
      hashtext(current_schema() || '/' || $2::bigint::text))";
+const SET_LOCAL_LOCK_TIMEOUT: &str = "SELECT set_config('lock_timeout', $1, true)";
 /// The first key of the books' advisory locks ("book").
 const BOOK_LOCK_CLASS: i32 = 0x626f_6f6b;
 const BOOKS: &str = book_select!("ORDER BY id");
@@ -343,6 +352,9 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn update_book(&mut self, b: &Book) -> Result<()> {
+        if let Some(wait) = self.book_update_wait {
+            self.execute(SET_LOCAL_LOCK_TIMEOUT, &[&wait])?;
+        }
         self.execute(LOCK_BOOK, &[&BOOK_LOCK_CLASS, &b.id])?;
         let s = &b.settings;
         self.execute(

@@ -469,6 +469,61 @@ mod postgres_only {
         assert_eq!(updates, 3);
     }
 
+    /// A change of settings while a long transaction (an import) holds the book: the change is a
+    /// retryable `conflict`, operations on the book go on, and the change succeeds afterwards.
+    #[test]
+    fn book_update_during_a_long_transaction_is_a_conflict_not_a_stall() {
+        use coupon_core::store::{Access, CouponStore};
+        use coupon_core::BookPatch;
+        let Some(schema) = Schema::new("longtx") else {
+            return;
+        };
+        let store = PostgresStore::open_with(
+            &schema.url,
+            PostgresOptions {
+                lock_timeout: Duration::from_millis(100),
+                ..options(&schema.name)
+            },
+        )
+        .unwrap();
+        let coupons = Coupons::new(store);
+        let book = coupons.create_book(&BookSettings::new("busy")).unwrap().id;
+        coupons
+            .import_codes(book, rows((0..10).map(|i| format!("LONG-{i}"))), false)
+            .unwrap();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        std::thread::scope(|s| {
+            let coupons = &coupons;
+            s.spawn(move || {
+                coupons
+                    .store()
+                    .transaction(Access::Write, |tx| {
+                        tx.book(book)?;
+                        held_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        Ok(())
+                    })
+                    .unwrap();
+            });
+            held_rx.recv().unwrap();
+            let patch = BookPatch {
+                name: Some("renamed".into()),
+                ..BookPatch::default()
+            };
+            let err = coupons.update_book(book, &patch).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Conflict, "{err}");
+            coupons.assign_random(book, "ada", None).unwrap();
+            release_tx.send(()).unwrap();
+        });
+        let patch = BookPatch {
+            name: Some("renamed".into()),
+            ..BookPatch::default()
+        };
+        coupons.update_book(book, &patch).unwrap();
+        assert_eq!(coupons.book(book).unwrap().book.settings.name, "renamed");
+    }
+
     /// Writers on 6 threads while a reader follows the log: the reader sees every `seq` once, in
     /// order, with no gap — an event that commits later never appears behind the cursor.
     #[test]
