@@ -16,7 +16,9 @@
 //!   inserted with one `INSERT … SELECT … ON CONFLICT DO NOTHING`, all inside the import's one
 //!   transaction.
 //! - **An event log in commit order:** `seq` comes from a one-row counter locked until commit,
-//!   so it has no gaps and a reader following the log never misses a late commit.
+//!   so it has no gaps and a reader following the log never misses a late commit. The price:
+//!   the last step of every writing transaction (its events and its commit) takes turns across
+//!   the database, so write throughput is bounded by commit latency.
 //! - **Contention is retryable:** serialization failures, deadlocks and lock timeouts are
 //!   `conflict` errors, which the service retries a few times.
 //! - **Migrations** embedded in the binary and applied on open, under an advisory lock, so many
@@ -47,6 +49,9 @@
 //! `search_path` entry). Without it, tables live in the first schema of the server's
 //! `search_path` (usually `public`). A URL without a host connects to `localhost`. TLS is not
 //! supported by this build: connect over a trusted network or a local socket.
+//!
+//! Connections keep session state (search path, `lock_timeout`, prepared statements): behind a
+//! connection pooler such as PgBouncer, use session pooling.
 
 mod error;
 mod migrate;
