@@ -16,7 +16,7 @@ use coupon_core::{
 use crate::csv_input::CsvRows;
 use crate::exit;
 
-/// `coupon`: coupon books, codes, locks and redemptions on an SQLite database.
+/// `coupon`: coupon books, codes, locks and redemptions on an SQLite or Postgres database.
 #[derive(Debug, Parser)]
 #[command(name = "coupon", version, about, after_help = exit::HELP)]
 pub struct Cli {
@@ -34,9 +34,10 @@ pub struct Cli {
 /// Connection options.
 #[derive(Debug, Args)]
 pub struct DatabaseOpts {
-    /// Database URL: sqlite://PATH, sqlite:///abs/path, sqlite::memory: or a plain file path.
-    /// postgres:// URLs are not supported by this build yet. The file is created and migrated on
-    /// first use; a missing parent directory is an error.
+    /// Database URL: postgres://USER@HOST:PORT/DATABASE (add ?schema=NAME for a schema other than
+    /// the server's default), sqlite://PATH, sqlite:///abs/path, sqlite::memory: or a plain file
+    /// path. Tables (and an SQLite file or a Postgres schema) are created and migrated on first
+    /// use; a missing parent directory is an error.
     #[arg(
         long,
         global = true,

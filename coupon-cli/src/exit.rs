@@ -33,8 +33,9 @@ Exit status:
   6  conflict (retryable: try again)
 
 With --json, errors are written to stderr as {\"error\": {\"kind\": \"...\", \"message\": \"...\"}}.
-The database URL is read from --database-url or COUPON_DATABASE_URL: sqlite://PATH,
-sqlite:///abs/path, sqlite::memory: or a plain path (default: coupons.db).";
+The database URL is read from --database-url or COUPON_DATABASE_URL:
+postgres://USER@HOST:PORT/DATABASE[?schema=NAME], sqlite://PATH, sqlite:///abs/path,
+sqlite::memory: or a plain path (default: coupons.db).";
 
 /// The exit status for an error of `kind`.
 pub fn code(kind: ErrorKind) -> u8 {

@@ -1,7 +1,7 @@
 //! # coupon-cli
 //!
 //! The `coupon` command (SPEC §8): books, codes, assignment, locks, redemptions and the event
-//! log on an SQLite database, from the shell. `main` only calls [`run`].
+//! log on an SQLite or Postgres database, from the shell. `main` only calls [`run`].
 //!
 //! Every command's flags are validated into a typed [`cli::Request`] before the database is
 //! opened; failures map to the exit statuses of [`exit`].
@@ -10,6 +10,7 @@ pub mod cli;
 pub mod csv_input;
 pub mod exit;
 pub mod output;
+pub mod store;
 
 use std::error::Error as StdError;
 use std::ffi::OsString;
@@ -21,12 +22,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use coupon_core::{Coupons, Error, ErrorKind, ExportRow};
+use coupon_store_postgres::{PostgresOptions, PostgresStore};
 use coupon_store_sqlite::{SqliteOptions, SqliteStore};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::{Cli, Request};
 use crate::output::Output;
+use crate::store::Store;
 
 /// A failure of a command: a library error, or an I/O error of the command itself.
 #[derive(Debug)]
@@ -141,28 +144,36 @@ pub fn execute(cli: Cli) -> Result<(), CliError> {
 }
 
 /// Where the database is, from its URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Database {
     /// A private in-memory database.
     Memory,
     /// An SQLite file.
     File(PathBuf),
+    /// A Postgres database: its `postgres://` or `postgresql://` URL.
+    Postgres(String),
+}
+
+impl fmt::Debug for Database {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Database::Memory => f.write_str("Memory"),
+            Database::File(path) => f.debug_tuple("File").field(path).finish(),
+            // The URL may hold a password.
+            Database::Postgres(_) => f.write_str("Postgres(..)"),
+        }
+    }
 }
 
 impl Database {
-    /// Reads a database URL: `sqlite://PATH`, `sqlite:///abs/path`, `sqlite::memory:` or a plain
-    /// path.
+    /// Reads a database URL: `postgres://…` or `postgresql://…` (Postgres), `sqlite://PATH`,
+    /// `sqlite:///abs/path`, `sqlite::memory:` or a plain path (SQLite).
     ///
     /// # Errors
-    /// `backend` for a Postgres URL (not supported by this build), `invalid_input` for an
-    /// empty path.
+    /// `invalid_input` for an empty path.
     pub fn parse(url: &str) -> Result<Database, Error> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Err(Error::new(
-                ErrorKind::Backend,
-                "Postgres is not supported yet by this build; use an SQLite database \
-                 (sqlite://PATH or a file path)",
-            ));
+            return Ok(Database::Postgres(url.to_owned()));
         }
         let path = url
             .strip_prefix("sqlite://")
@@ -182,17 +193,26 @@ impl Database {
     /// Opens (creating and migrating) the database, with a pool of at most 2 connections.
     ///
     /// # Errors
-    /// `backend`.
-    pub fn open(&self) -> Result<SqliteStore, Error> {
+    /// `backend`; `invalid_input` for a Postgres URL that cannot be read.
+    pub fn open(&self) -> Result<Store, Error> {
         match self {
-            Database::Memory => SqliteStore::memory(),
+            Database::Memory => SqliteStore::memory().map(Store::Sqlite),
             Database::File(path) => SqliteStore::open_with(
                 path,
                 SqliteOptions {
                     pool_size: 2,
                     ..SqliteOptions::default()
                 },
-            ),
+            )
+            .map(Store::Sqlite),
+            Database::Postgres(url) => PostgresStore::open_with(
+                url,
+                PostgresOptions {
+                    pool_size: 2,
+                    ..PostgresOptions::default()
+                },
+            )
+            .map(Store::Postgres),
         }
     }
 }
@@ -222,7 +242,7 @@ const COUPON_COLUMNS: &[&str] = &[
 const EVENT_COLUMNS: &[&str] = &["seq", "at", "kind", "book_id", "code", "user_id", "data"];
 
 fn perform<W: Write>(
-    coupons: &Coupons<SqliteStore>,
+    coupons: &Coupons<Store>,
     request: Request,
     out: &mut Output<W>,
 ) -> Result<(), CliError> {
@@ -320,7 +340,7 @@ fn import_progress() -> ProgressBar {
 }
 
 fn export<W: Write>(
-    coupons: &Coupons<SqliteStore>,
+    coupons: &Coupons<Store>,
     book: coupon_core::BookId,
     state: Option<coupon_core::CodeState>,
     output: Option<PathBuf>,
@@ -349,7 +369,7 @@ fn export<W: Write>(
 }
 
 fn write_csv<W: Write>(
-    coupons: &Coupons<SqliteStore>,
+    coupons: &Coupons<Store>,
     book: coupon_core::BookId,
     state: Option<coupon_core::CodeState>,
     sink: W,
@@ -405,8 +425,13 @@ mod tests {
             Database::parse("coupons.db").unwrap(),
             Database::File("coupons.db".into())
         );
-        for url in ["postgres://u@h/db", "postgresql://h/db"] {
-            assert_eq!(Database::parse(url).unwrap_err().kind(), ErrorKind::Backend);
+        for url in ["postgres://u:secret@h/db", "postgresql://h/db?schema=s"] {
+            assert_eq!(
+                Database::parse(url).unwrap(),
+                Database::Postgres(url.to_owned())
+            );
         }
+        let debug = format!("{:?}", Database::parse("postgres://u:secret@h/db").unwrap());
+        assert!(!debug.contains("secret"), "{debug}");
     }
 }

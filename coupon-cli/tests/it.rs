@@ -8,16 +8,53 @@ use std::process::{Command, Output, Stdio};
 use serde_json::Value;
 use tempfile::TempDir;
 
+/// A database for one test, and a temporary directory for its files.
 struct Env {
     dir: TempDir,
     url: String,
+    /// On Postgres: the server and the test's own schema, dropped with the `Env`.
+    postgres: Option<(String, String)>,
 }
 
 impl Env {
+    /// A fresh SQLite file.
     fn new() -> Env {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("c.db").display());
-        Env { dir, url }
+        Env {
+            dir,
+            url,
+            postgres: None,
+        }
+    }
+
+    /// A fresh schema on the Postgres server of `COUPON_TEST_POSTGRES_URL`, chosen with the
+    /// URL's `schema` parameter; `None`, with a notice, when no server is configured.
+    fn postgres(tag: &str) -> Option<Env> {
+        let Some(server) = std::env::var("COUPON_TEST_POSTGRES_URL")
+            .ok()
+            .filter(|u| !u.is_empty())
+        else {
+            eprintln!("skipped {tag} on Postgres: COUPON_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let schema = format!("coupon_cli_{}_{n}_{nanos}", std::process::id());
+        let sep = if server.contains('?') { '&' } else { '?' };
+        Some(Env {
+            dir: tempfile::tempdir().unwrap(),
+            url: format!("{server}{sep}schema={schema}"),
+            postgres: Some((server, schema)),
+        })
+    }
+
+    fn is_sqlite(&self) -> bool {
+        self.postgres.is_none()
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -84,10 +121,37 @@ impl Env {
         )
     }
 
+    /// Runs with `--json` and `stdin`, expects success and returns the one JSON document.
+    fn json_with(&self, args: &[&str], stdin: &[u8]) -> Value {
+        let out = self.run_with(&[&["--json"], args].concat(), Some(stdin));
+        assert_eq!(
+            status(&out),
+            0,
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     fn write(&self, name: &str, content: &str) -> String {
         let path = self.path(name);
         std::fs::write(&path, content).unwrap();
         path.display().to_string()
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        use coupon_store_postgres::postgres::{Client, NoTls};
+        let Some((server, schema)) = &self.postgres else {
+            return;
+        };
+        let dropped = Client::connect(server, NoTls).and_then(|mut c| {
+            c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        });
+        if let Err(e) = dropped {
+            eprintln!("could not drop test schema {schema}: {e}");
+        }
     }
 }
 
@@ -298,10 +362,11 @@ fn backend_failure_is_1() {
     env.url = env.path("dir.db").display().to_string();
     let (kind, _) = env.fails(&["book", "list"], 1);
     assert_eq!(kind, "backend");
-    env.url = "postgres://localhost/coupons".into();
+    env.url = "postgres://ada:hunter2@127.0.0.1:1/coupons".into();
     let (kind, message) = env.fails(&["book", "list"], 1);
     assert_eq!(kind, "backend");
-    assert!(message.contains("Postgres is not supported yet"));
+    assert!(message.contains("127.0.0.1:1/coupons"), "{message}");
+    assert!(!message.contains("hunter2"), "{message}");
 }
 
 #[test]
@@ -470,14 +535,12 @@ mod processes {
         );
     }
 
-    #[test]
-    fn twenty_processes_assigning_one_code_leave_one_owner() {
-        let env = Env::new();
-        book_with_codes(&env, &[], 1);
+    pub(super) fn twenty_processes_assigning_one_code_leave_one_owner(env: &Env) {
+        book_with_codes(env, &[], 1);
         let runs: Vec<_> = (0..20)
             .map(|i| args(&["assign", "--code", "RACE-0", "--user", &format!("user-{i}")]))
             .collect();
-        let winners = winners_and_refusals(&race(&env, &runs), "not_owner");
+        let winners = winners_and_refusals(&race(env, &runs), "not_owner");
         assert_eq!(winners.len(), 1);
         let owner = &winners[0]["user_id"];
         assert_eq!(&env.json(&["show", "RACE-0"])["user_id"], owner);
@@ -491,14 +554,12 @@ mod processes {
         assert_eq!(assigned, 1);
     }
 
-    #[test]
-    fn twenty_four_processes_share_eight_codes_between_eight_users() {
-        let env = Env::new();
-        book_with_codes(&env, &[], 8);
+    pub(super) fn twenty_four_processes_share_eight_codes_between_eight_users(env: &Env) {
+        book_with_codes(env, &[], 8);
         let runs: Vec<_> = (0..24)
             .map(|i| args(&["assign", "1", "--user", &format!("user-{i}")]))
             .collect();
-        let winners = winners_and_refusals(&race(&env, &runs), "sold_out");
+        let winners = winners_and_refusals(&race(env, &runs), "sold_out");
         assert_eq!(winners.len(), 8);
         let codes: BTreeSet<_> = winners.iter().map(|w| w["code"].to_string()).collect();
         let users: BTreeSet<_> = winners.iter().map(|w| w["user_id"].to_string()).collect();
@@ -510,14 +571,12 @@ mod processes {
         );
     }
 
-    #[test]
-    fn twelve_processes_for_one_user_stop_at_the_cap() {
-        let env = Env::new();
-        book_with_codes(&env, &["--max-codes-per-user", "2"], 20);
+    pub(super) fn twelve_processes_for_one_user_stop_at_the_cap(env: &Env) {
+        book_with_codes(env, &["--max-codes-per-user", "2"], 20);
         let runs: Vec<_> = (0..12)
             .map(|_| args(&["assign", "1", "--user", "ada"]))
             .collect();
-        let winners = winners_and_refusals(&race(&env, &runs), "limit_reached");
+        let winners = winners_and_refusals(&race(env, &runs), "limit_reached");
         assert_eq!(winners.len(), 2);
         assert_eq!(
             env.json(&["user", "coupons", "ada"])
@@ -528,10 +587,8 @@ mod processes {
         );
     }
 
-    #[test]
-    fn sixteen_processes_redeeming_a_single_use_code_redeem_it_once() {
-        let env = Env::new();
-        book_with_codes(&env, &["--max-redemptions-per-user", "1"], 1);
+    pub(super) fn sixteen_processes_redeeming_a_single_use_code_redeem_it_once(env: &Env) {
+        book_with_codes(env, &["--max-redemptions-per-user", "1"], 1);
         env.json(&["assign", "--code", "RACE-0", "--user", "ada"]);
         let runs: Vec<_> = (0..16)
             .map(|i| {
@@ -539,66 +596,190 @@ mod processes {
                 args(&["redeem", "RACE-0", "--user", "ada", "--order-id", &order])
             })
             .collect();
-        let winners = winners_and_refusals(&race(&env, &runs), "exhausted");
+        let winners = winners_and_refusals(&race(env, &runs), "exhausted");
         assert_eq!(winners.len(), 1);
         assert_eq!(env.json(&["show", "RACE-0"])["redemptions"], 1);
     }
-}
+    /// `kill -9` in the middle of an import leaves the book exactly as before it started.
+    pub(super) fn killed_import_leaves_the_book_as_it_was(env: &Env) {
+        env.json(&["book", "create", "--name", "B"]);
+        let before_csv = env.write("before.csv", "KEEP-1\nKEEP-2\n");
+        env.json(&["codes", "import", "1", &before_csv]);
+        env.json(&["assign", "--code", "KEEP-1", "--user", "ada"]);
+        let snapshot = |env: &Env| {
+            let export = env.run(&["codes", "export", "1"]);
+            assert_eq!(status(&export), 0);
+            (
+                env.json(&["book", "show", "1"]),
+                env.json(&["events"]),
+                export.stdout,
+            )
+        };
+        let before = snapshot(env);
 
-/// `kill -9` in the middle of an import leaves the book exactly as before it started.
-#[test]
-fn killed_import_leaves_the_book_as_it_was() {
-    let env = Env::new();
-    env.json(&["book", "create", "--name", "B"]);
-    let before_csv = env.write("before.csv", "KEEP-1\nKEEP-2\n");
-    env.json(&["codes", "import", "1", &before_csv]);
-    env.json(&["assign", "--code", "KEEP-1", "--user", "ada"]);
-    let snapshot = |env: &Env| {
-        let export = env.run(&["codes", "export", "1"]);
-        assert_eq!(status(&export), 0);
-        (
-            env.json(&["book", "show", "1"]),
-            env.json(&["events"]),
-            export.stdout,
-        )
-    };
-    let before = snapshot(&env);
-
-    // Feed the import through a pipe and stop feeding half-way, so it is surely mid-import
-    // (batches already written inside its transaction) when it is killed.
-    let mut child = env.command(&["codes", "import", "1", "-"]).spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let feeder = std::thread::spawn(move || {
+        // Feed the import through a pipe and stop feeding, pipe open, after 350,000 rows: once
+        // they are in the pipe the import has read all but the last few and stored several
+        // batches inside its transaction, and it is waiting for more when it is killed.
+        let mut child = env.command(&["codes", "import", "1", "-"]).spawn().unwrap();
+        let mut stdin = child.stdin.take().unwrap();
         let mut rows = String::from("code\n");
-        for i in 0..400_000 {
+        for i in 0..350_000 {
             rows.push_str(&format!("NEW-{i:08}\n"));
         }
-        // The process is killed while this pipe is still open.
-        let _ = stdin.write_all(rows.as_bytes());
-        stdin
-    });
-    let wal = env.path("c.db-wal");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while std::fs::metadata(&wal).map_or(0, |m| m.len()) < 4 << 20 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the import wrote nothing"
-        );
+        stdin.write_all(rows.as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
         assert!(child.try_wait().unwrap().is_none(), "the import ended");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    child.kill().unwrap();
-    let killed = child.wait().unwrap();
-    assert!(!killed.success());
-    drop(feeder.join().unwrap());
+        child.kill().unwrap();
+        assert!(!child.wait().unwrap().success());
+        drop(stdin);
 
-    assert_eq!(snapshot(&env), before);
-    let check = coupon_store_sqlite::rusqlite::Connection::open(env.path("c.db")).unwrap();
-    let integrity: String = check
-        .query_row("PRAGMA integrity_check", [], |row| row.get(0))
-        .unwrap();
-    assert_eq!(integrity, "ok");
-    // The database is usable: the same import, run to the end, adds its rows.
-    let again = env.write("again.csv", "NEW-1\nNEW-2\n");
-    assert_eq!(env.json(&["codes", "import", "1", &again])["inserted"], 2);
+        assert_eq!(snapshot(env), before);
+        if env.is_sqlite() {
+            let check = coupon_store_sqlite::rusqlite::Connection::open(env.path("c.db")).unwrap();
+            let integrity: String = check
+                .query_row("PRAGMA integrity_check", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(integrity, "ok");
+        }
+        // The database is usable: an import run to the end adds its rows.
+        let again = env.write("again.csv", "NEW-1\nNEW-2\n");
+        assert_eq!(env.json(&["codes", "import", "1", &again])["inserted"], 2);
+    }
+}
+
+/// The multi-process cases, on a fresh database of each backend.
+macro_rules! on_each_backend {
+    ($($case:ident),* $(,)?) => {
+        mod on_sqlite {
+            $(
+                #[test]
+                fn $case() {
+                    super::processes::$case(&super::Env::new());
+                }
+            )*
+        }
+        mod on_postgres {
+            $(
+                #[test]
+                fn $case() {
+                    if let Some(env) = super::Env::postgres(stringify!($case)) {
+                        super::processes::$case(&env);
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_each_backend!(
+    twenty_processes_assigning_one_code_leave_one_owner,
+    twenty_four_processes_share_eight_codes_between_eight_users,
+    twelve_processes_for_one_user_stop_at_the_cap,
+    sixteen_processes_redeeming_a_single_use_code_redeem_it_once,
+    killed_import_leaves_the_book_as_it_was,
+);
+
+/// The whole job on Postgres, in a schema of its own.
+#[test]
+fn walkthrough_on_postgres() {
+    let Some(pg) = Env::postgres("walk") else {
+        return;
+    };
+    let book = pg.json(&[
+        "book",
+        "create",
+        "--name",
+        "Summer",
+        "--pattern",
+        "SUMMER-[A-Z0-9]{8}",
+        "--max-codes-per-user",
+        "1",
+    ]);
+    assert_eq!(book["id"], 1);
+    let generated = pg.json(&["codes", "generate", "1", "--count", "5"]);
+    assert_eq!(generated["generated"], 5);
+    let report = pg.json_with(
+        &["codes", "import", "1", "-"],
+        b"code\nvip-1\nVIP-2\nvip-1\n",
+    );
+    assert_eq!(
+        (report["inserted"].as_u64(), report["duplicates"].as_u64()),
+        (Some(2), Some(1))
+    );
+
+    let coupon = pg.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
+    let code = coupon["code"].as_str().unwrap().to_owned();
+    assert_eq!(coupon["state"], "active");
+    let again = pg.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
+    assert_eq!(again["code"], code.as_str());
+    assert_eq!(
+        pg.fails(&["assign", "1", "--user", "ada"], 4).0,
+        "limit_reached"
+    );
+
+    let lock = pg.json(&["lock", &code, "--user", "ada", "--ttl", "2m"]);
+    let token = lock["token"].as_str().unwrap().to_owned();
+    assert_eq!(pg.json(&["show", &code])["state"], "locked");
+    assert_eq!(pg.fails(&["redeem", &code, "--user", "ada"], 4).0, "locked");
+    let receipt = pg.json(&[
+        "redeem",
+        &code,
+        "--user",
+        "ada",
+        "--token",
+        &token,
+        "--order-id",
+        "order-1",
+        "--context",
+        r#"{"cart": 42.5}"#,
+    ]);
+    assert_eq!(
+        (receipt["remaining"].as_u64(), receipt["replayed"].as_bool()),
+        (Some(0), Some(false))
+    );
+    let replay = pg.json(&["redeem", &code, "--user", "ada", "--order-id", "order-1"]);
+    assert_eq!(replay["replayed"], true);
+    assert_eq!(replay["redeemed_at"], receipt["redeemed_at"]);
+
+    let mine = pg.json(&["user", "coupons", "ada"]);
+    assert_eq!(mine[0]["state"], "redeemed");
+    let stats = &pg.json(&["book", "show", "1"])["stats"];
+    assert_eq!(
+        (stats["codes"].as_u64(), stats["redeemed"].as_u64()),
+        (Some(7), Some(1))
+    );
+
+    let events = pg.json(&["events"]);
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "book_created",
+            "codes_added",
+            "codes_added",
+            "assigned",
+            "locked",
+            "redeemed"
+        ]
+    );
+    let seqs: Vec<i64> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+    let later = pg.json(&["events", "--after", "4", "--limit", "1"]);
+    assert_eq!(later[0]["seq"], 5);
+    assert_eq!(later[0]["kind"], "locked");
+
+    let export = pg.run(&["codes", "export", "1"]);
+    let text = String::from_utf8(export.stdout).unwrap();
+    assert_eq!(text.lines().count(), 8, "{text}");
+    assert!(text.contains(&format!("{code},redeemed,ada,1")), "{text}");
 }

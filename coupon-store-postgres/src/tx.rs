@@ -1,0 +1,614 @@
+//! The storage primitives in SQL: [`PgTx`] implements [`StoreTx`] on one transaction.
+//!
+//! # Locks
+//!
+//! Write transactions run at READ COMMITTED and take explicit row locks, so every statement
+//! after a lock sees what the previous holder committed:
+//!
+//! - [`StoreTx::code`] locks the code's row (`FOR UPDATE`): everything done to one code is
+//!   serialized.
+//! - [`StoreTx::held_codes`] locks the (book, user) row of `book_users` (`FOR UPDATE`, after
+//!   inserting it if it is the user's first time), then counts: two first assignments of one user
+//!   queue on that row although no code row of the user exists yet.
+//! - [`StoreTx::claim_random`] takes the first available code at or after a random `slot`
+//!   (wrapping around) in the partial index `codes_available`, `FOR UPDATE SKIP LOCKED`:
+//!   concurrent claims take different codes without waiting for each other.
+//! - [`StoreTx::book`] takes the book's lock in *shared* mode before reading it: a
+//!   transaction-scoped advisory lock keyed by the schema and the book id
+//!   (`pg_advisory_xact_lock_shared`). No other transaction can change the book's settings while
+//!   an operation relies on them, yet operations on one book run side by side — an exclusive
+//!   lock would queue every assignment of a campaign behind the others and behind any import.
+//!   [`StoreTx::update_book`] takes the same lock in exclusive mode before its `UPDATE`: it waits
+//!   for the operations in flight, and the operations that arrive meanwhile queue behind it, so a
+//!   change of settings is not starved by a busy campaign (Postgres queues advisory locks fairly,
+//!   which row share locks are not). It waits at most [`BOOK_UPDATE_WAIT`] (a retryable
+//!   `conflict` then), so that a change tried during a long import does not hold up the book's
+//!   operations for long. Two changes of one book that meet holding the shared lock are an
+//!   upgrade deadlock, which Postgres detects at once; the service retries the loser.
+//! - [`StoreTx::append_event`] takes the next `seq` from the one-row `event_counter`
+//!   (`UPDATE … RETURNING`), whose row lock is held until commit: `seq` is handed out in commit
+//!   order without gaps, so a reader following the log after a cursor never misses an event that
+//!   commits later with a smaller `seq`. The service appends events last, so the counter is held
+//!   only for the end of a transaction and its commit.
+//!
+//! Row locks are always taken code → (book, user) → event counter (a random claim takes the
+//! (book, user) row first, but never waits for a code), so operations do not deadlock each
+//! other; should Postgres still report a deadlock, a serialization failure or a lock timeout, the
+//! error is a retryable `conflict`.
+//!
+//! Read transactions are `REPEATABLE READ READ ONLY`: every statement of one sees the same
+//! snapshot (an export's pages, a book and its statistics), and they never take row locks.
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::time::Duration;
+
+use coupon_core::store::{CodeFate, StoreTx, Tally};
+use coupon_core::{
+    Book, BookId, BookSettings, CodeRecord, Error, ErrorKind, Event, EventKind, Lock, NewEvent,
+    Redemption, Result, Timestamp,
+};
+use postgres::types::ToSql;
+use postgres::{Row, Statement};
+
+use crate::error::{classify, out_of_range};
+
+/// One transaction of a [`PostgresStore`](crate::PostgresStore), with its connection's cache
+/// of prepared statements.
+pub(crate) struct PgTx<'c> {
+    pub(crate) tx: postgres::Transaction<'c>,
+    pub(crate) statements: &'c mut HashMap<&'static str, Statement>,
+    /// Whether this is a write transaction (row locks are taken only in those).
+    pub(crate) write: bool,
+    /// Whether the staging table of bulk inserts exists in this transaction.
+    pub(crate) staging: bool,
+    /// The `lock_timeout` for taking a book's lock exclusively, when shorter than the session's.
+    pub(crate) book_update_wait: Option<&'c str>,
+}
+
+/// The longest a change of a book's settings waits for its exclusive lock. Operations that
+/// arrive meanwhile queue behind it, so it must not wait long behind a long import.
+pub(crate) const BOOK_UPDATE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Batches up to this size are inserted from arrays in one statement; larger ones are copied
+/// (`COPY … FROM STDIN`) into a staging table first.
+pub(crate) const COPY_THRESHOLD: usize = 64;
+
+macro_rules! book_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT id, name, description, valid_from, valid_until, max_redemptions_per_user, \
+             max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, updated_at \
+             FROM books ",
+            $tail
+        )
+    };
+}
+
+macro_rules! code_select {
+    ($tail:literal) => {
+        concat!(
+            "SELECT code, book_id, owner, assigned_at, redemptions, lock_token, \
+             lock_expires_at, voided_at FROM codes ",
+            $tail
+        )
+    };
+}
+
+const INSERT_BOOK: &str = "INSERT INTO books (name, description, valid_from, valid_until, \
+     max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, \
+     updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id";
+const BOOK: &str = book_select!("WHERE id = $1");
+/// The book's lock, shared: taken by every write transaction that reads the book.
+const SHARE_BOOK: &str = "SELECT pg_advisory_xact_lock_shared($1, \
+     hashtext(current_schema() || '/' || $2::bigint::text))";
+/// The book's lock, exclusive: taken to change the book's settings.
+const LOCK_BOOK: &str = "SELECT pg_advisory_xact_lock($1, \
+     hashtext(current_schema() || '/' || $2::bigint::text))";
+const SET_LOCAL_LOCK_TIMEOUT: &str = "SELECT set_config('lock_timeout', $1, true)";
+/// The first key of the books' advisory locks ("book").
+const BOOK_LOCK_CLASS: i32 = 0x626f_6f6b;
+const BOOKS: &str = book_select!("ORDER BY id");
+const UPDATE_BOOK: &str = "UPDATE books SET name = $2, description = $3, valid_from = $4, \
+     valid_until = $5, max_redemptions_per_user = $6, max_codes_per_user = $7, \
+     code_pattern = $8, lock_ttl_seconds = $9, updated_at = $10 WHERE id = $1";
+const TALLY: &str = "SELECT count(*), count(voided_at), \
+     count(*) FILTER (WHERE owner IS NULL AND voided_at IS NULL), count(owner), \
+     count(*) FILTER (WHERE voided_at IS NULL AND owner IS NOT NULL AND redemptions >= $2), \
+     count(*) FILTER (WHERE voided_at IS NULL AND owner IS NOT NULL AND redemptions < $2 \
+                      AND lock_expires_at > $3), \
+     count(DISTINCT owner), coalesce(sum(redemptions), 0)::bigint \
+     FROM codes WHERE book_id = $1";
+const CODE: &str = code_select!("WHERE code = $1");
+const CODE_FOR_UPDATE: &str = code_select!("WHERE code = $1 FOR UPDATE");
+const SAVE_CODE: &str = "UPDATE codes SET owner = $2, assigned_at = $3, redemptions = $4, \
+     lock_token = $5, lock_expires_at = $6, voided_at = $7 WHERE code = $1";
+const LOCK_HOLDER: &str = "SELECT 1 FROM book_users WHERE book_id = $1 AND user_id = $2 FOR UPDATE";
+const INSERT_HOLDER: &str = "INSERT INTO book_users (book_id, user_id) VALUES ($1, $2) \
+     ON CONFLICT (book_id, user_id) DO NOTHING";
+const HELD: &str = "SELECT count(*) FROM codes \
+     WHERE owner = $2 AND book_id = $1 AND voided_at IS NULL";
+/// The random claim: the first available code at or after a slot, skipping locked ones. Its plan
+/// is an index scan of `codes_available` that stops at the first row it can lock.
+pub(crate) const CLAIM_RANDOM: &str = code_select!(
+    "WHERE book_id = $1 AND owner IS NULL AND voided_at IS NULL AND slot >= $2 \
+     ORDER BY slot LIMIT 1 FOR UPDATE SKIP LOCKED"
+);
+const INSERT_CODES: &str = "INSERT INTO codes (code, book_id, slot, created_at) \
+     SELECT c, $3, s, $4 FROM unnest($1::text[], $2::bigint[]) AS batch (c, s) \
+     ORDER BY c COLLATE \"C\" \
+     ON CONFLICT (code) DO NOTHING RETURNING code";
+const CREATE_STAGING: &str = "CREATE TEMPORARY TABLE coupon_staging \
+     (code text COLLATE \"C\" NOT NULL, slot bigint NOT NULL) ON COMMIT DROP";
+const CLEAR_STAGING: &str = "TRUNCATE pg_temp.coupon_staging";
+const COPY_STAGING: &str = "COPY pg_temp.coupon_staging (code, slot) FROM STDIN";
+const INSERT_STAGED: &str = "INSERT INTO codes (code, book_id, slot, created_at) \
+     SELECT code, $1, slot, $2 FROM pg_temp.coupon_staging ORDER BY code \
+     ON CONFLICT (code) DO NOTHING RETURNING code";
+const BOOKS_OF_CODES: &str = "SELECT code, book_id FROM codes WHERE code = ANY($1::text[])";
+const CODE_COUNT: &str = "SELECT count(*) FROM codes";
+const CODES_AFTER: &str = code_select!("WHERE code > $1 ORDER BY code LIMIT $2");
+const BOOK_CODES_AFTER: &str =
+    code_select!("WHERE book_id = $1 AND code > $2 ORDER BY code LIMIT $3");
+const USER_CODES: &str = code_select!("WHERE owner = $1");
+const USER_BOOK_CODES: &str = code_select!("WHERE owner = $1 AND book_id = $2");
+const ASSIGNMENT_KEY: &str =
+    "SELECT code FROM assignment_keys WHERE book_id = $1 AND user_id = $2 AND key = $3";
+const SAVE_ASSIGNMENT_KEY: &str =
+    "INSERT INTO assignment_keys (book_id, user_id, key, code) VALUES ($1, $2, $3, $4)";
+const REDEMPTION: &str = "SELECT code, user_id, order_id, context, redeemed_at, redemptions, \
+     remaining FROM redemptions WHERE code = $1 AND order_id = $2";
+const INSERT_REDEMPTION: &str = "INSERT INTO redemptions (code, user_id, order_id, context, \
+     redeemed_at, redemptions, remaining) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+const APPEND_EVENT: &str =
+    "WITH next AS (UPDATE event_counter SET last = last + 1 RETURNING last) \
+     INSERT INTO events (seq, at, kind, book_id, code, user_id, data) \
+     SELECT last, $1::timestamptz, $2::text, $3::bigint, $4::text, $5::text, $6::json FROM next \
+     RETURNING seq";
+const EVENTS: &str = "SELECT seq, at, kind, book_id, code, user_id, data FROM events \
+     WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T> {
+    row.try_get(idx).map_err(classify)
+}
+
+/// A stored count or limit as the `u32` the library uses.
+fn u32_of(row: &Row, idx: usize, what: &str) -> Result<u32> {
+    let value: i64 = get(row, idx)?;
+    u32::try_from(value).map_err(|_| out_of_range(what, value))
+}
+
+/// A stored count as `u64`.
+fn u64_of(row: &Row, idx: usize, what: &str) -> Result<u64> {
+    let value: i64 = get(row, idx)?;
+    u64::try_from(value).map_err(|_| out_of_range(what, value))
+}
+
+fn book_row(row: &Row) -> Result<Book> {
+    let max_codes: Option<i64> = get(row, 6)?;
+    let ttl: i64 = get(row, 8)?;
+    Ok(Book {
+        id: get(row, 0)?,
+        settings: BookSettings {
+            name: get(row, 1)?,
+            description: get(row, 2)?,
+            valid_from: get(row, 3)?,
+            valid_until: get(row, 4)?,
+            max_redemptions_per_user: u32_of(row, 5, "max_redemptions_per_user")?,
+            max_codes_per_user: max_codes
+                .map(|v| u32::try_from(v).map_err(|_| out_of_range("max_codes_per_user", v)))
+                .transpose()?,
+            code_pattern: get(row, 7)?,
+            lock_ttl: Duration::from_secs(
+                u64::try_from(ttl).map_err(|_| out_of_range("lock_ttl_seconds", ttl))?,
+            ),
+        },
+        created_at: get(row, 9)?,
+        updated_at: get(row, 10)?,
+    })
+}
+
+fn code_row(row: &Row) -> Result<CodeRecord> {
+    let token: Option<String> = get(row, 5)?;
+    let expires: Option<Timestamp> = get(row, 6)?;
+    Ok(CodeRecord {
+        code: get(row, 0)?,
+        book_id: get(row, 1)?,
+        owner: get(row, 2)?,
+        assigned_at: get(row, 3)?,
+        redemptions: u32_of(row, 4, "redemptions")?,
+        lock: match (token, expires) {
+            (Some(token), Some(expires_at)) => Some(Lock { token, expires_at }),
+            _ => None,
+        },
+        voided_at: get(row, 7)?,
+    })
+}
+
+/// A code as a field of `COPY … FROM STDIN` text format (normalized codes need no escaping, but
+/// the store does not rely on it).
+fn copy_field(out: &mut Vec<u8>, text: &str) {
+    for b in text.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            _ => out.push(b),
+        }
+    }
+}
+
+impl PgTx<'_> {
+    /// The prepared statement for `sql`, prepared once per connection.
+    fn statement(&mut self, sql: &'static str) -> Result<Statement> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.tx.prepare(sql).map_err(classify)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    fn query(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
+        let statement = self.statement(sql)?;
+        self.tx.query(&statement, params).map_err(classify)
+    }
+
+    fn query_opt(&mut self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>> {
+        let statement = self.statement(sql)?;
+        self.tx.query_opt(&statement, params).map_err(classify)
+    }
+
+    fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> Result<Row> {
+        let statement = self.statement(sql)?;
+        self.tx.query_one(&statement, params).map_err(classify)
+    }
+
+    fn execute(&mut self, sql: &'static str, params: Params<'_>) -> Result<u64> {
+        let statement = self.statement(sql)?;
+        self.tx.execute(&statement, params).map_err(classify)
+    }
+
+    fn codes(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<CodeRecord>> {
+        self.query(sql, params)?.iter().map(code_row).collect()
+    }
+
+    /// Inserts the codes of one batch through the staging table and returns those inserted.
+    /// Statements on the staging table are not cached: the table is new in each transaction.
+    fn insert_staged(
+        &mut self,
+        book: BookId,
+        codes: &[String],
+        slots: &[i64],
+        now: Timestamp,
+    ) -> Result<Vec<Row>> {
+        if self.staging {
+            self.tx.batch_execute(CLEAR_STAGING).map_err(classify)?;
+        } else {
+            self.tx.batch_execute(CREATE_STAGING).map_err(classify)?;
+            self.staging = true;
+        }
+        let mut data = Vec::with_capacity(codes.len() * 32);
+        for (code, slot) in codes.iter().zip(slots) {
+            copy_field(&mut data, code);
+            data.push(b'\t');
+            data.extend_from_slice(slot.to_string().as_bytes());
+            data.push(b'\n');
+        }
+        let mut writer = self.tx.copy_in(COPY_STAGING).map_err(classify)?;
+        if let Err(e) = writer.write_all(&data) {
+            return Err(Error::backend(
+                "cannot send codes to the Postgres database",
+                e,
+            ));
+        }
+        writer.finish().map_err(classify)?;
+        self.tx
+            .query(INSERT_STAGED, &[&book, &now])
+            .map_err(classify)
+    }
+}
+
+impl StoreTx for PgTx<'_> {
+    fn insert_book(&mut self, s: &BookSettings, now: Timestamp) -> Result<Book> {
+        let row = self.query_one(
+            INSERT_BOOK,
+            &[
+                &s.name,
+                &s.description,
+                &s.valid_from,
+                &s.valid_until,
+                &i64::from(s.max_redemptions_per_user),
+                &s.max_codes_per_user.map(i64::from),
+                &s.code_pattern,
+                &i64::try_from(s.lock_ttl.as_secs()).unwrap_or(i64::MAX),
+                &now,
+            ],
+        )?;
+        Ok(Book {
+            id: get(&row, 0)?,
+            settings: s.clone(),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    fn book(&mut self, id: BookId) -> Result<Option<Book>> {
+        if self.write {
+            // The lock first, then the read: its snapshot sees the last committed change.
+            self.execute(SHARE_BOOK, &[&BOOK_LOCK_CLASS, &id])?;
+        }
+        self.query_opt(BOOK, &[&id])?
+            .as_ref()
+            .map(book_row)
+            .transpose()
+    }
+
+    fn books(&mut self) -> Result<Vec<Book>> {
+        self.query(BOOKS, &[])?.iter().map(book_row).collect()
+    }
+
+    fn update_book(&mut self, b: &Book) -> Result<()> {
+        if let Some(wait) = self.book_update_wait {
+            self.execute(SET_LOCAL_LOCK_TIMEOUT, &[&wait])?;
+        }
+        self.execute(LOCK_BOOK, &[&BOOK_LOCK_CLASS, &b.id])?;
+        let s = &b.settings;
+        self.execute(
+            UPDATE_BOOK,
+            &[
+                &b.id,
+                &s.name,
+                &s.description,
+                &s.valid_from,
+                &s.valid_until,
+                &i64::from(s.max_redemptions_per_user),
+                &s.max_codes_per_user.map(i64::from),
+                &s.code_pattern,
+                &i64::try_from(s.lock_ttl.as_secs()).unwrap_or(i64::MAX),
+                &b.updated_at,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn tally(&mut self, book: BookId, max_redemptions: u32, now: Timestamp) -> Result<Tally> {
+        let row = self.query_one(TALLY, &[&book, &i64::from(max_redemptions), &now])?;
+        Ok(Tally {
+            codes: u64_of(&row, 0, "codes")?,
+            void: u64_of(&row, 1, "void")?,
+            unowned: u64_of(&row, 2, "unowned")?,
+            owned: u64_of(&row, 3, "owned")?,
+            used_up: u64_of(&row, 4, "used_up")?,
+            locked: u64_of(&row, 5, "locked")?,
+            users: u64_of(&row, 6, "users")?,
+            redemptions: u64_of(&row, 7, "redemptions")?,
+        })
+    }
+
+    fn code(&mut self, code: &str) -> Result<Option<CodeRecord>> {
+        let sql = if self.write { CODE_FOR_UPDATE } else { CODE };
+        self.query_opt(sql, &[&code])?
+            .as_ref()
+            .map(code_row)
+            .transpose()
+    }
+
+    fn save_code(&mut self, c: &CodeRecord) -> Result<()> {
+        self.execute(
+            SAVE_CODE,
+            &[
+                &c.code,
+                &c.owner,
+                &c.assigned_at,
+                &i64::from(c.redemptions),
+                &c.lock.as_ref().map(|l| l.token.as_str()),
+                &c.lock.as_ref().map(|l| l.expires_at),
+                &c.voided_at,
+            ],
+        )
+        .map(drop)
+    }
+
+    fn held_codes(&mut self, book: BookId, user: &str) -> Result<u32> {
+        if self.write && self.query_opt(LOCK_HOLDER, &[&book, &user])?.is_none() {
+            // The user's first time in this book: create the row to lock. A concurrent first
+            // insert of the same pair makes this one wait for it, then do nothing.
+            self.execute(INSERT_HOLDER, &[&book, &user])?;
+            if self.query_opt(LOCK_HOLDER, &[&book, &user])?.is_none() {
+                return Err(Error::new(
+                    ErrorKind::Backend,
+                    format!("the Postgres database lost the holder row of book {book}"),
+                ));
+            }
+        }
+        // A statement of its own: at READ COMMITTED it sees everything committed by the
+        // transactions that held the (book, user) lock before this one.
+        let row = self.query_one(HELD, &[&book, &user])?;
+        let held: i64 = get(&row, 0)?;
+        Ok(u32::try_from(held).unwrap_or(u32::MAX))
+    }
+
+    fn claim_random(&mut self, book: BookId) -> Result<Option<CodeRecord>> {
+        let start: i64 = rand::random();
+        if let Some(found) = self.codes(CLAIM_RANDOM, &[&book, &start])?.pop() {
+            return Ok(Some(found));
+        }
+        // Past the last available slot: wrap around to the first.
+        Ok(self.codes(CLAIM_RANDOM, &[&book, &i64::MIN])?.pop())
+    }
+
+    fn add_codes(
+        &mut self,
+        book: BookId,
+        codes: &[String],
+        now: Timestamp,
+    ) -> Result<Vec<CodeFate>> {
+        if codes.is_empty() {
+            return Ok(vec![]);
+        }
+        let slots: Vec<i64> = codes.iter().map(|_| rand::random()).collect();
+        let rows = if codes.len() <= COPY_THRESHOLD {
+            self.query(INSERT_CODES, &[&codes, &slots, &book, &now])?
+        } else {
+            self.insert_staged(book, codes, &slots, now)?
+        };
+        let inserted: HashSet<String> =
+            rows.iter().map(|row| get(row, 0)).collect::<Result<_>>()?;
+        let rest: Vec<&str> = codes
+            .iter()
+            .filter(|c| !inserted.contains(c.as_str()))
+            .map(String::as_str)
+            .collect();
+        let mut owners: HashMap<String, BookId> = HashMap::with_capacity(rest.len());
+        if !rest.is_empty() {
+            for row in self.query(BOOKS_OF_CODES, &[&rest])? {
+                owners.insert(get(&row, 0)?, get(&row, 1)?);
+            }
+        }
+        codes
+            .iter()
+            .map(|code| {
+                if inserted.contains(code.as_str()) {
+                    return Ok(CodeFate::Inserted);
+                }
+                match owners.get(code.as_str()) {
+                    Some(&owner) if owner == book => Ok(CodeFate::InBook),
+                    Some(&owner) => Ok(CodeFate::InOtherBook(owner)),
+                    None => Err(Error::new(
+                        ErrorKind::Backend,
+                        format!("code {code} was neither inserted nor found"),
+                    )),
+                }
+            })
+            .collect()
+    }
+
+    fn code_count(&mut self) -> Result<u64> {
+        let row = self.query_one(CODE_COUNT, &[])?;
+        u64_of(&row, 0, "code count")
+    }
+
+    fn codes_after(
+        &mut self,
+        book: Option<BookId>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<CodeRecord>> {
+        let after = after.unwrap_or("");
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        match book {
+            Some(book) => self.codes(BOOK_CODES_AFTER, &[&book, &after, &limit]),
+            None => self.codes(CODES_AFTER, &[&after, &limit]),
+        }
+    }
+
+    fn user_codes(&mut self, user: &str, book: Option<BookId>) -> Result<Vec<CodeRecord>> {
+        match book {
+            Some(book) => self.codes(USER_BOOK_CODES, &[&user, &book]),
+            None => self.codes(USER_CODES, &[&user]),
+        }
+    }
+
+    fn assignment_key(&mut self, book: BookId, user: &str, key: &str) -> Result<Option<String>> {
+        self.query_opt(ASSIGNMENT_KEY, &[&book, &user, &key])?
+            .map(|row| get(&row, 0))
+            .transpose()
+    }
+
+    fn save_assignment_key(
+        &mut self,
+        book: BookId,
+        user: &str,
+        key: &str,
+        code: &str,
+    ) -> Result<()> {
+        self.execute(SAVE_ASSIGNMENT_KEY, &[&book, &user, &key, &code])
+            .map(drop)
+    }
+
+    fn redemption(&mut self, code: &str, order_id: &str) -> Result<Option<Redemption>> {
+        let Some(row) = self.query_opt(REDEMPTION, &[&code, &order_id])? else {
+            return Ok(None);
+        };
+        Ok(Some(Redemption {
+            code: get(&row, 0)?,
+            user_id: get(&row, 1)?,
+            order_id: get(&row, 2)?,
+            context: get(&row, 3)?,
+            redeemed_at: get(&row, 4)?,
+            redemptions: u32_of(&row, 5, "redemptions")?,
+            remaining: u32_of(&row, 6, "remaining")?,
+        }))
+    }
+
+    fn insert_redemption(&mut self, x: &Redemption) -> Result<()> {
+        self.execute(
+            INSERT_REDEMPTION,
+            &[
+                &x.code,
+                &x.user_id,
+                &x.order_id,
+                &x.context,
+                &x.redeemed_at,
+                &i64::from(x.redemptions),
+                &i64::from(x.remaining),
+            ],
+        )
+        .map(drop)
+    }
+
+    fn append_event(&mut self, e: &NewEvent, at: Timestamp) -> Result<i64> {
+        let row = self.query_one(
+            APPEND_EVENT,
+            &[
+                &at,
+                &e.kind.as_str(),
+                &e.book_id,
+                &e.code,
+                &e.user_id,
+                &e.data,
+            ],
+        )?;
+        get(&row, 0)
+    }
+
+    fn events(&mut self, after: i64, limit: usize) -> Result<Vec<Event>> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.query(EVENTS, &[&after, &limit])?
+            .iter()
+            .map(|row| {
+                let kind: String = get(row, 2)?;
+                Ok(Event {
+                    seq: get(row, 0)?,
+                    at: get(row, 1)?,
+                    kind: EventKind::from_name(&kind).ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Backend,
+                            format!("the event log holds an unknown event kind {kind:?}"),
+                        )
+                    })?,
+                    book_id: get(row, 3)?,
+                    code: get(row, 4)?,
+                    user_id: get(row, 5)?,
+                    data: get(row, 6)?,
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_fields_are_escaped() {
+        let mut out = vec![];
+        copy_field(&mut out, "A-1\t\\\n\r");
+        assert_eq!(out, b"A-1\\t\\\\\\n\\r");
+    }
+}
