@@ -274,6 +274,8 @@ pub enum Request {
         rows: CsvRows<Box<dyn Read>>,
         /// Import the valid rows only.
         skip_invalid: bool,
+        /// The size of the input in bytes, when it is a file.
+        size: Option<u64>,
     },
     /// `codes export`
     Export {
@@ -398,14 +400,14 @@ impl Command {
                 file,
                 skip_invalid,
             }) => {
-                let input: Box<dyn Read> =
-                    if file == "-" {
-                        Box::new(std::io::stdin())
-                    } else {
-                        Box::new(File::open(&file).map_err(|e| {
-                            Error::invalid_input(format!("cannot read {file}: {e}"))
-                        })?)
-                    };
+                let (input, size): (Box<dyn Read>, _) = if file == "-" {
+                    (Box::new(std::io::stdin()), None)
+                } else {
+                    let opened = File::open(&file)
+                        .map_err(|e| Error::invalid_input(format!("cannot read {file}: {e}")))?;
+                    let size = opened.metadata().ok().map(|m| m.len());
+                    (Box::new(opened), size)
+                };
                 let rows = CsvRows::new(input).map_err(|e| {
                     let name = if file == "-" { "standard input" } else { &file };
                     Error::invalid_input(format!("{name}: {}", e.message()))
@@ -414,6 +416,7 @@ impl Command {
                     book,
                     rows,
                     skip_invalid,
+                    size,
                 }
             }
             Command::Codes(CodesCommand::Export {

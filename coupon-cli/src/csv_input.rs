@@ -41,6 +41,11 @@ impl<R: Read> std::fmt::Debug for CsvRows<R> {
 }
 
 impl<R: Read> CsvRows<R> {
+    /// How many bytes of the input have been read so far.
+    pub fn bytes_read(&self) -> u64 {
+        self.reader.get_ref().offset
+    }
+
     /// Reads up to the first non-blank row of `input` to find its header, if any.
     ///
     /// # Errors

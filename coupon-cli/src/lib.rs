@@ -258,11 +258,23 @@ fn perform<W: Write>(
         } => out.record(&coupons.generate_codes(book, count, allow_guessable)?)?,
         Request::Import {
             book,
-            rows,
+            mut rows,
             skip_invalid,
+            size,
         } => {
-            let progress = import_progress();
-            let rows = rows.inspect(|_| progress.inc(1));
+            let progress = import_progress(size);
+            let mut read = 0u64;
+            let rows = std::iter::from_fn(|| {
+                let row = rows.next()?;
+                read += 1;
+                if read % 4096 == 0 {
+                    match size {
+                        Some(_) => progress.set_position(rows.bytes_read()),
+                        None => progress.set_position(read),
+                    }
+                }
+                Some(row)
+            });
             let report = coupons.import_codes(book, rows, skip_invalid);
             progress.finish_and_clear();
             let report = report?;
@@ -326,15 +338,24 @@ fn perform<W: Write>(
     Ok(())
 }
 
-/// A row counter on stderr when it is a terminal; hidden otherwise.
-fn import_progress() -> ProgressBar {
+/// On stderr when it is a terminal (hidden otherwise): a bar over the bytes of a file, or a
+/// count of the rows read from standard input.
+fn import_progress(size: Option<u64>) -> ProgressBar {
     if !io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+    let (bar, template) = match size {
+        Some(size) => (
+            ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr()),
+            "{bar:40} {binary_bytes}/{binary_total_bytes} read ({elapsed}, {eta} left)",
+        ),
+        None => (
+            ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()),
+            "{spinner} {human_pos} rows read ({elapsed})",
+        ),
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} {human_pos} rows read ({elapsed})")
-            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar
 }

@@ -47,6 +47,13 @@ pub use rusqlite;
 
 use crate::error::classify;
 
+/// The settings of every connection: durable commits without an `fsync` each (WAL with
+/// `synchronous = NORMAL`), foreign keys enforced, and a checkpoint once the log holds 10,000
+/// pages rather than SQLite's 1,000, so a stream of small writes pays for a checkpoint (and
+/// its `fsync`) ten times less often.
+pub const CONNECTION_PRAGMAS: &str =
+    "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000;";
+
 /// How a store opens its database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SqliteOptions {
@@ -128,11 +135,12 @@ impl SqliteStore {
         let busy = options.busy_timeout;
         let manager = manager.with_init(move |conn| {
             conn.busy_timeout(busy)?;
-            // Takes effect only when the file is created (before WAL mode writes its header).
+            // 8 KiB pages: bulk inserts in index order fill fewer, fuller pages. Takes effect
+            // only when the file is created (before WAL mode writes its header).
             conn.execute_batch("PRAGMA page_size = 8192")?;
             // The answer is the mode now in force ("wal", or "memory" in memory).
             let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
-            conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            conn.execute_batch(CONNECTION_PRAGMAS)
         });
         let mut builder = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))

@@ -12,8 +12,13 @@ use rusqlite::{Connection, TransactionBehavior};
 use crate::error::classify;
 
 /// The migrations, in order. Append only: never edit or reorder an applied one.
-pub(crate) const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    (
+        "0002_lean_redeem_writes",
+        include_str!("../migrations/0002_lean_redeem_writes.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
