@@ -38,6 +38,12 @@ const TALLY: &str = "SELECT count(*), count(voided_at), \
      FROM codes WHERE book_id = ?1";
 const SAVE_CODE: &str = "UPDATE codes SET owner = ?2, assigned_at = ?3, redemptions = ?4, \
      lock_token = ?5, lock_expires_at = ?6, voided_at = ?7 WHERE code = ?1";
+/// [`SAVE_CODE`] for a code whose owner, assignment and void time stay as stored (a lock, an
+/// unlock, a redeem): it sets no indexed column, so SQLite rewrites no index entry, and it
+/// changes nothing (0 rows) when one of them differs.
+const SAVE_CODE_STATE: &str = "UPDATE codes SET redemptions = ?4, lock_token = ?5, \
+     lock_expires_at = ?6 WHERE code = ?1 AND owner IS ?2 AND assigned_at IS ?3 \
+     AND voided_at IS ?7";
 const HELD: &str = "SELECT count(*) FROM codes \
      WHERE owner = ?2 AND book_id = ?1 AND voided_at IS NULL";
 /// The available codes of a book, in `slot` order, from the partial index `codes_available`.
@@ -236,19 +242,22 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn save_code(&mut self, c: &CodeRecord) -> Result<()> {
+        let values = params![
+            c.code,
+            c.owner,
+            c.assigned_at.map(micros),
+            c.redemptions,
+            c.lock.as_ref().map(|l| &l.token),
+            c.lock.as_ref().map(|l| micros(l.expires_at)),
+            c.voided_at.map(micros),
+        ];
+        let mut state = self.tx.prepare_cached(SAVE_CODE_STATE).map_err(classify)?;
+        if state.execute(values).map_err(classify)? == 1 {
+            return Ok(());
+        }
         self.tx
             .prepare_cached(SAVE_CODE)
-            .and_then(|mut stmt| {
-                stmt.execute(params![
-                    c.code,
-                    c.owner,
-                    c.assigned_at.map(micros),
-                    c.redemptions,
-                    c.lock.as_ref().map(|l| &l.token),
-                    c.lock.as_ref().map(|l| micros(l.expires_at)),
-                    c.voided_at.map(micros),
-                ])
-            })
+            .and_then(|mut stmt| stmt.execute(values))
             .map(drop)
             .map_err(classify)
     }
