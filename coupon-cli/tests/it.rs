@@ -121,18 +121,6 @@ impl Env {
         )
     }
 
-    /// Runs with `--json` and `stdin`, expects success and returns the one JSON document.
-    fn json_with(&self, args: &[&str], stdin: &[u8]) -> Value {
-        let out = self.run_with(&[&["--json"], args].concat(), Some(stdin));
-        assert_eq!(
-            status(&out),
-            0,
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
     fn write(&self, name: &str, content: &str) -> String {
         let path = self.path(name);
         std::fs::write(&path, content).unwrap();
@@ -157,142 +145,6 @@ impl Drop for Env {
 
 fn status(out: &Output) -> i32 {
     out.status.code().unwrap()
-}
-
-#[test]
-fn walkthrough() {
-    let env = Env::new();
-    let book = env.json(&[
-        "book",
-        "create",
-        "--name",
-        "Summer",
-        "--pattern",
-        "SUMMER-[A-Z0-9]{8}",
-        "--max-codes-per-user",
-        "1",
-        "--lock-ttl",
-        "2m",
-    ]);
-    assert_eq!(book["id"], 1);
-    assert_eq!(book["name"], "Summer");
-    assert_eq!(book["lock_ttl_seconds"], 120);
-
-    let generated = env.json(&["codes", "generate", "1", "--count", "5"]);
-    assert_eq!(generated["generated"], 5);
-    assert!(generated["space"].is_string());
-    assert!(generated["guess_probability"].is_number());
-
-    let csv = env.write("codes.csv", "Code\r\nvip-1\r\n\r\nVIP-2\r\nvip-1\r\n");
-    let report = env.json(&["codes", "import", "1", &csv]);
-    assert_eq!(report["inserted"], 2);
-    assert_eq!(report["duplicates"], 1);
-    assert_eq!(report["invalid_total"], 0);
-    assert_eq!(report["invalid"], Value::Array(vec![]));
-
-    let coupon = env.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
-    let code = coupon["code"].as_str().unwrap().to_owned();
-    assert_eq!(coupon["user_id"], "ada");
-    assert_eq!(coupon["state"], "active");
-    let again = env.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
-    assert_eq!(again["code"], code.as_str());
-
-    let lock = env.json(&["lock", &code, "--user", "ada"]);
-    let token = lock["token"].as_str().unwrap().to_owned();
-    assert_eq!(lock["code"], code.as_str());
-    assert!(lock["expires_at"].is_string());
-    assert_eq!(env.json(&["show", &code])["state"], "locked");
-    let (kind, _) = env.fails(&["redeem", &code, "--user", "ada"], 4);
-    assert_eq!(kind, "locked");
-
-    let receipt = env.json(&[
-        "redeem",
-        &code.to_lowercase(),
-        "--user",
-        "ada",
-        "--token",
-        &token,
-        "--order-id",
-        "order-1",
-        "--context",
-        r#"{"cart": 42}"#,
-    ]);
-    assert_eq!(receipt["code"], code.as_str());
-    assert_eq!(receipt["order_id"], "order-1");
-    assert_eq!(receipt["redemptions"], 1);
-    assert_eq!(receipt["remaining"], 0);
-    assert_eq!(receipt["replayed"], false);
-    let replay = env.json(&["redeem", &code, "--user", "ada", "--order-id", "order-1"]);
-    assert_eq!(replay["replayed"], true);
-    assert_eq!(replay["redeemed_at"], receipt["redeemed_at"]);
-
-    let mine = env.json(&["user", "coupons", "ada"]);
-    assert_eq!(mine.as_array().unwrap().len(), 1);
-    assert_eq!(mine[0]["state"], "redeemed");
-    assert_eq!(mine[0]["book_name"], "Summer");
-    assert_eq!(
-        env.json(&["user", "coupons", "nobody"]),
-        Value::Array(vec![])
-    );
-
-    let details = env.json(&["book", "show", "1"]);
-    assert_eq!(details["stats"]["codes"], 7);
-    assert_eq!(details["stats"]["redeemed"], 1);
-
-    let events = env.json(&["events"]);
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            "book_created",
-            "codes_added",
-            "codes_added",
-            "assigned",
-            "locked",
-            "redeemed"
-        ]
-    );
-    let later = env.json(&["events", "--after", "4", "--limit", "1"]);
-    assert_eq!(later.as_array().unwrap().len(), 1);
-    assert_eq!(later[0]["seq"], 5);
-
-    let export = env.run(&["codes", "export", "1"]);
-    assert_eq!(status(&export), 0);
-    let text = String::from_utf8(export.stdout).unwrap();
-    let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("code,state,assigned_to,redemptions"));
-    assert_eq!(lines.count(), 7);
-    assert!(text.contains(&format!("{code},redeemed,ada,1")));
-
-    let file = env.path("out.csv").display().to_string();
-    let written = env.json(&[
-        "codes",
-        "export",
-        "1",
-        "--state",
-        "available",
-        "--output",
-        &file,
-    ]);
-    assert_eq!(written["rows"], 6);
-    assert_eq!(written["output"], file.as_str());
-    assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 7);
-
-    let unlocked = env.json(&["unlock", &code, "--token", &token]);
-    assert_eq!(unlocked["unlocked"], true);
-
-    let voided = env.json(&["codes", "void", "vip-2"]);
-    assert_eq!(voided[0]["state"], "void");
-
-    // Text output is readable.
-    let list = env.run(&["book", "list"]);
-    let text = String::from_utf8(list.stdout).unwrap();
-    assert!(text.starts_with("ID  NAME"), "{text}");
 }
 
 #[test]
@@ -481,12 +333,154 @@ fn rule_refusals_on_codes() {
     assert_eq!(kind, "void");
 }
 
-/// Many `coupon` processes at once on one database: the limits hold across processes, not only
-/// across threads of one.
-mod processes {
+/// Cases run on each backend: the walkthrough, and many `coupon` processes at once on one
+/// database (the limits hold across processes, not only across threads of one).
+mod cases {
     use std::collections::BTreeSet;
 
     use super::*;
+
+    /// The whole job, as the README walks through it.
+    pub(super) fn walkthrough(env: &Env) {
+        let book = env.json(&[
+            "book",
+            "create",
+            "--name",
+            "Summer",
+            "--pattern",
+            "SUMMER-[A-Z0-9]{8}",
+            "--max-codes-per-user",
+            "1",
+            "--lock-ttl",
+            "2m",
+        ]);
+        assert_eq!(book["id"], 1);
+        assert_eq!(book["name"], "Summer");
+        assert_eq!(book["lock_ttl_seconds"], 120);
+
+        let generated = env.json(&["codes", "generate", "1", "--count", "5"]);
+        assert_eq!(generated["generated"], 5);
+        assert!(generated["space"].is_string());
+        assert!(generated["guess_probability"].is_number());
+
+        let csv = env.write("codes.csv", "Code\r\nvip-1\r\n\r\nVIP-2\r\nvip-1\r\n");
+        let report = env.json(&["codes", "import", "1", &csv]);
+        assert_eq!(report["inserted"], 2);
+        assert_eq!(report["duplicates"], 1);
+        assert_eq!(report["invalid_total"], 0);
+        assert_eq!(report["invalid"], Value::Array(vec![]));
+
+        let coupon = env.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
+        let code = coupon["code"].as_str().unwrap().to_owned();
+        assert_eq!(coupon["user_id"], "ada");
+        assert_eq!(coupon["state"], "active");
+        let again = env.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
+        assert_eq!(again["code"], code.as_str());
+
+        let lock = env.json(&["lock", &code, "--user", "ada"]);
+        let token = lock["token"].as_str().unwrap().to_owned();
+        assert_eq!(lock["code"], code.as_str());
+        assert!(lock["expires_at"].is_string());
+        assert_eq!(env.json(&["show", &code])["state"], "locked");
+        let (kind, _) = env.fails(&["redeem", &code, "--user", "ada"], 4);
+        assert_eq!(kind, "locked");
+
+        let receipt = env.json(&[
+            "redeem",
+            &code.to_lowercase(),
+            "--user",
+            "ada",
+            "--token",
+            &token,
+            "--order-id",
+            "order-1",
+            "--context",
+            r#"{"cart": 42}"#,
+        ]);
+        assert_eq!(receipt["code"], code.as_str());
+        assert_eq!(receipt["order_id"], "order-1");
+        assert_eq!(receipt["redemptions"], 1);
+        assert_eq!(receipt["remaining"], 0);
+        assert_eq!(receipt["replayed"], false);
+        let replay = env.json(&["redeem", &code, "--user", "ada", "--order-id", "order-1"]);
+        assert_eq!(replay["replayed"], true);
+        assert_eq!(replay["redeemed_at"], receipt["redeemed_at"]);
+
+        let mine = env.json(&["user", "coupons", "ada"]);
+        assert_eq!(mine.as_array().unwrap().len(), 1);
+        assert_eq!(mine[0]["state"], "redeemed");
+        assert_eq!(mine[0]["book_name"], "Summer");
+        assert_eq!(
+            env.json(&["user", "coupons", "nobody"]),
+            Value::Array(vec![])
+        );
+
+        let details = env.json(&["book", "show", "1"]);
+        assert_eq!(details["stats"]["codes"], 7);
+        assert_eq!(details["stats"]["redeemed"], 1);
+
+        let events = env.json(&["events"]);
+        let kinds: Vec<&str> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            kinds,
+            [
+                "book_created",
+                "codes_added",
+                "codes_added",
+                "assigned",
+                "locked",
+                "redeemed"
+            ]
+        );
+        let seqs: Vec<i64> = events
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["seq"].as_i64().unwrap())
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
+        let later = env.json(&["events", "--after", "4", "--limit", "1"]);
+        assert_eq!(later.as_array().unwrap().len(), 1);
+        assert_eq!(later[0]["seq"], 5);
+
+        let export = env.run(&["codes", "export", "1"]);
+        assert_eq!(status(&export), 0);
+        let text = String::from_utf8(export.stdout).unwrap();
+        let mut lines = text.lines();
+        assert_eq!(lines.next(), Some("code,state,assigned_to,redemptions"));
+        assert_eq!(lines.count(), 7);
+        assert!(text.contains(&format!("{code},redeemed,ada,1")));
+
+        let file = env.path("out.csv").display().to_string();
+        let written = env.json(&[
+            "codes",
+            "export",
+            "1",
+            "--state",
+            "available",
+            "--output",
+            &file,
+        ]);
+        assert_eq!(written["rows"], 6);
+        assert_eq!(written["output"], file.as_str());
+        assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 7);
+
+        let unlocked = env.json(&["unlock", &code, "--token", &token]);
+        assert_eq!(unlocked["unlocked"], true);
+
+        let voided = env.json(&["codes", "void", "vip-2"]);
+        assert_eq!(voided[0]["state"], "void");
+
+        // Text output is readable.
+        let list = env.run(&["book", "list"]);
+        let text = String::from_utf8(list.stdout).unwrap();
+        assert!(text.starts_with("ID  NAME"), "{text}");
+    }
 
     /// Starts every command at once, then waits for all of them.
     fn race(env: &Env, runs: &[Vec<String>]) -> Vec<Output> {
@@ -654,7 +648,7 @@ macro_rules! on_each_backend {
             $(
                 #[test]
                 fn $case() {
-                    super::processes::$case(&super::Env::new());
+                    super::cases::$case(&super::Env::new());
                 }
             )*
         }
@@ -663,7 +657,7 @@ macro_rules! on_each_backend {
                 #[test]
                 fn $case() {
                     if let Some(env) = super::Env::postgres(stringify!($case)) {
-                        super::processes::$case(&env);
+                        super::cases::$case(&env);
                     }
                 }
             )*
@@ -672,114 +666,10 @@ macro_rules! on_each_backend {
 }
 
 on_each_backend!(
+    walkthrough,
     twenty_processes_assigning_one_code_leave_one_owner,
     twenty_four_processes_share_eight_codes_between_eight_users,
     twelve_processes_for_one_user_stop_at_the_cap,
     sixteen_processes_redeeming_a_single_use_code_redeem_it_once,
     killed_import_leaves_the_book_as_it_was,
 );
-
-/// The whole job on Postgres, in a schema of its own.
-#[test]
-fn walkthrough_on_postgres() {
-    let Some(pg) = Env::postgres("walk") else {
-        return;
-    };
-    let book = pg.json(&[
-        "book",
-        "create",
-        "--name",
-        "Summer",
-        "--pattern",
-        "SUMMER-[A-Z0-9]{8}",
-        "--max-codes-per-user",
-        "1",
-    ]);
-    assert_eq!(book["id"], 1);
-    let generated = pg.json(&["codes", "generate", "1", "--count", "5"]);
-    assert_eq!(generated["generated"], 5);
-    let report = pg.json_with(
-        &["codes", "import", "1", "-"],
-        b"code\nvip-1\nVIP-2\nvip-1\n",
-    );
-    assert_eq!(
-        (report["inserted"].as_u64(), report["duplicates"].as_u64()),
-        (Some(2), Some(1))
-    );
-
-    let coupon = pg.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
-    let code = coupon["code"].as_str().unwrap().to_owned();
-    assert_eq!(coupon["state"], "active");
-    let again = pg.json(&["assign", "1", "--user", "ada", "--idempotency-key", "k1"]);
-    assert_eq!(again["code"], code.as_str());
-    assert_eq!(
-        pg.fails(&["assign", "1", "--user", "ada"], 4).0,
-        "limit_reached"
-    );
-
-    let lock = pg.json(&["lock", &code, "--user", "ada", "--ttl", "2m"]);
-    let token = lock["token"].as_str().unwrap().to_owned();
-    assert_eq!(pg.json(&["show", &code])["state"], "locked");
-    assert_eq!(pg.fails(&["redeem", &code, "--user", "ada"], 4).0, "locked");
-    let receipt = pg.json(&[
-        "redeem",
-        &code,
-        "--user",
-        "ada",
-        "--token",
-        &token,
-        "--order-id",
-        "order-1",
-        "--context",
-        r#"{"cart": 42.5}"#,
-    ]);
-    assert_eq!(
-        (receipt["remaining"].as_u64(), receipt["replayed"].as_bool()),
-        (Some(0), Some(false))
-    );
-    let replay = pg.json(&["redeem", &code, "--user", "ada", "--order-id", "order-1"]);
-    assert_eq!(replay["replayed"], true);
-    assert_eq!(replay["redeemed_at"], receipt["redeemed_at"]);
-
-    let mine = pg.json(&["user", "coupons", "ada"]);
-    assert_eq!(mine[0]["state"], "redeemed");
-    let stats = &pg.json(&["book", "show", "1"])["stats"];
-    assert_eq!(
-        (stats["codes"].as_u64(), stats["redeemed"].as_u64()),
-        (Some(7), Some(1))
-    );
-
-    let events = pg.json(&["events"]);
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        kinds,
-        [
-            "book_created",
-            "codes_added",
-            "codes_added",
-            "assigned",
-            "locked",
-            "redeemed"
-        ]
-    );
-    let seqs: Vec<i64> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["seq"].as_i64().unwrap())
-        .collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5, 6]);
-    let later = pg.json(&["events", "--after", "4", "--limit", "1"]);
-    assert_eq!(later[0]["seq"], 5);
-    assert_eq!(later[0]["kind"], "locked");
-
-    let export = pg.run(&["codes", "export", "1"]);
-    let text = String::from_utf8(export.stdout).unwrap();
-    assert_eq!(text.lines().count(), 8, "{text}");
-    assert!(text.contains(&format!("{code},redeemed,ada,1")), "{text}");
-}

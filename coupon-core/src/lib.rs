@@ -46,6 +46,7 @@ pub mod generate;
 mod import;
 mod input;
 mod memory;
+pub mod migrations;
 pub mod pattern;
 mod redemption;
 mod report;

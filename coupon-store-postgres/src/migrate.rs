@@ -11,6 +11,7 @@
 //! created when their turn comes. DDL is transactional in Postgres, so a migration that fails
 //! leaves nothing behind.
 
+use coupon_core::migrations::{checksum, plan};
 use coupon_core::{Error, ErrorKind, Result};
 use postgres::Client;
 
@@ -29,47 +30,6 @@ const LOCK_CLASS: i32 = 0x636f_7570;
 
 /// How long a migration waits for the advisory lock or for a table in use.
 const MIGRATION_LOCK_TIMEOUT: &str = "60s";
-
-/// FNV-1a of a migration's text: a stable checksum that needs no dependency.
-pub(crate) fn checksum(sql: &str) -> String {
-    let hash = sql.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
-    format!("{hash:016x}")
-}
-
-/// Which migrations to apply to a schema at `version` whose recorded migrations are `applied`
-/// (version, checksum): the indexes into [`MIGRATIONS`], or why it is refused.
-pub(crate) fn plan(version: i64, applied: &[(i64, String)]) -> Result<std::ops::Range<usize>> {
-    if version > SCHEMA_VERSION {
-        return Err(Error::new(
-            ErrorKind::Backend,
-            format!(
-                "the database has schema version {version}, newer than the {SCHEMA_VERSION} this program knows; use a newer coupon"
-            ),
-        ));
-    }
-    for (v, sum) in applied {
-        let known = usize::try_from(*v - 1).ok().and_then(|i| MIGRATIONS.get(i));
-        match known {
-            Some((_, sql)) if checksum(sql) == *sum => {}
-            Some((name, _)) => {
-                return Err(Error::new(
-                    ErrorKind::Backend,
-                    format!("migration {name} applied to this database differs from this program's; refusing to continue"),
-                ))
-            }
-            None => {
-                return Err(Error::new(
-                    ErrorKind::Backend,
-                    format!("the database records an unknown migration {v}; use a newer coupon"),
-                ))
-            }
-        }
-    }
-    let from = usize::try_from(version).unwrap_or(0);
-    Ok(from..MIGRATIONS.len())
-}
 
 /// `name` quoted as an SQL identifier.
 pub(crate) fn quote_ident(name: &str) -> String {
@@ -147,7 +107,7 @@ pub(crate) fn migrate(client: &mut Client, schema: Option<&str>) -> Result<()> {
         .collect::<std::result::Result<_, postgres::Error>>()
         .map_err(classify)?;
     let version = applied.last().map_or(0, |(v, _)| *v);
-    for i in plan(version, &applied)? {
+    for i in plan(MIGRATIONS, version, &applied)? {
         let (name, sql) = MIGRATIONS[i];
         tx.batch_execute(sql).map_err(classify)?;
         tx.execute(
@@ -162,32 +122,6 @@ pub(crate) fn migrate(client: &mut Client, schema: Option<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn fresh_schema_gets_every_migration() {
-        assert_eq!(plan(0, &[]).unwrap(), 0..MIGRATIONS.len());
-    }
-
-    #[test]
-    fn current_schema_gets_none() {
-        let applied: Vec<_> = MIGRATIONS
-            .iter()
-            .enumerate()
-            .map(|(i, (_, sql))| (i as i64 + 1, checksum(sql)))
-            .collect();
-        assert!(plan(SCHEMA_VERSION, &applied).unwrap().is_empty());
-    }
-
-    #[test]
-    fn newer_or_changed_schemas_are_refused() {
-        let err = plan(SCHEMA_VERSION + 1, &[]).unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Backend);
-        assert!(err.message().contains("newer"));
-        let err = plan(1, &[(1, "0".repeat(16))]).unwrap_err();
-        assert!(err.message().contains("differs"));
-        let err = plan(1, &[(99, "x".into())]).unwrap_err();
-        assert!(err.message().contains("unknown migration"));
-    }
 
     #[test]
     fn identifiers_are_quoted() {
