@@ -223,7 +223,8 @@ pub enum CodesCommand {
         #[arg(long)]
         output: Option<PathBuf>,
     },
-    /// Void codes: they can never be assigned or redeemed again.
+    /// Void codes: they can never be assigned or redeemed again. All or nothing: if one code
+    /// is unknown, none is voided.
     Void {
         /// The codes.
         #[arg(required = true)]

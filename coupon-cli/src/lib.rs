@@ -298,13 +298,7 @@ fn perform<W: Write>(
             state,
             output,
         } => export(coupons, book, state, output, out)?,
-        Request::Void(codes) => {
-            let voided = codes
-                .iter()
-                .map(|code| coupons.void_code(code))
-                .collect::<Result<Vec<_>, _>>()?;
-            out.table(&voided, COUPON_COLUMNS)?;
-        }
+        Request::Void(codes) => out.table(&coupons.void_codes(&codes)?, COUPON_COLUMNS)?,
         Request::AssignRandom { book, user, key } => {
             out.record(&coupons.assign_random(book, &user, key.as_deref())?)?;
         }

@@ -360,22 +360,61 @@ impl<S: CouponStore> Coupons<S> {
     /// # Errors
     /// `not_found` (and `invalid_input`).
     pub fn void_code(&self, code: &str) -> Result<Coupon> {
-        let code = normalize_code(code)?;
-        self.change_code(&code, |_, _, record, now, events| {
-            if record.voided_at.is_none() {
-                record.voided_at = Some(now);
-                record.lock = None;
-                events.push(NewEvent::code(
-                    EventKind::Voided,
-                    record.book_id,
-                    &record.code,
-                    record.owner.as_deref(),
-                    json!({}),
-                ));
+        let mut voided = self.void_codes(&[code])?;
+        voided
+            .pop()
+            .ok_or_else(|| Error::new(ErrorKind::Backend, "voiding returned no code"))
+    }
+
+    /// Voids every code of `codes` in one transaction, all or nothing: if one is unknown (or
+    /// not a valid code), none is voided. Returns them in the order given.
+    ///
+    /// # Errors
+    /// `not_found` naming the first unknown code (and `invalid_input`).
+    ///
+    /// ```
+    /// use coupon_core::{testing::rows, BookSettings, CodeState, Coupons, ErrorKind, MemoryStore};
+    /// let coupons = Coupons::new(MemoryStore::new());
+    /// let book = coupons.create_book(&BookSettings::new("Spring"))?;
+    /// coupons.import_codes(book.id, rows(&["A-1", "A-2"]), false)?;
+    /// let err = coupons.void_codes(&["A-1", "A-9"]).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::NotFound);
+    /// assert_eq!(coupons.coupon("A-1")?.state, CodeState::Available); // nothing voided
+    /// let voided = coupons.void_codes(&["a-2", "A-1"])?;
+    /// assert_eq!((voided[0].code.as_str(), voided[1].state), ("A-2", CodeState::Void));
+    /// # Ok::<(), coupon_core::Error>(())
+    /// ```
+    pub fn void_codes(&self, codes: &[impl AsRef<str>]) -> Result<Vec<Coupon>> {
+        let codes = codes
+            .iter()
+            .map(|code| normalize_code(code.as_ref()))
+            .collect::<Result<Vec<_>>>()?;
+        // Locked in code order, so that two voids of overlapping codes cannot deadlock.
+        let mut order: Vec<usize> = (0..codes.len()).collect();
+        order.sort_by(|&a, &b| codes[a].cmp(&codes[b]));
+        self.write(|tx, now| {
+            let mut voided = vec![None; codes.len()];
+            let mut events = vec![];
+            for &i in &order {
+                let mut record = load_code(tx, &codes[i])?;
+                let book = load_book(tx, record.book_id)?;
+                if record.voided_at.is_none() {
+                    record.voided_at = Some(now);
+                    record.lock = None;
+                    tx.save_code(&record)?;
+                    events.push(NewEvent::code(
+                        EventKind::Voided,
+                        record.book_id,
+                        &record.code,
+                        record.owner.as_deref(),
+                        json!({}),
+                    ));
+                }
+                voided[i] = Some(Coupon::new(&book, &record, now));
             }
-            Ok(())
+            append(tx, now, events)?;
+            Ok(voided.into_iter().flatten().collect())
         })
-        .map(|(coupon, ())| coupon)
     }
 
     /// Every code `user` holds, void ones included, optionally of one book and in one state,

@@ -181,6 +181,7 @@ macro_rules! store_tests {
             codes::generate_guessability_guard,
             codes::generate_skips_codes_taken_by_other_books,
             codes::void_blocks_assign_and_redeem,
+            codes::void_codes_is_all_or_nothing,
             codes::export_streams_rows_with_state,
             // operations:: and races:: cases below
             operations::assign_random_gives_an_available_code,

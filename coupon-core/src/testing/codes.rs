@@ -229,6 +229,24 @@ pub fn generate_skips_codes_taken_by_other_books<S: CouponStore>(t: &Ctx<S>) {
     assert_eq!(t.coupons.book(other).expect("show").stats.codes, 60);
 }
 
+/// Voiding several codes is all or nothing: an unknown one voids none and logs nothing.
+pub fn void_codes_is_all_or_nothing<S: CouponStore>(t: &Ctx<S>) {
+    let c = &t.coupons;
+    let book = t.book_with(BookSettings::new("Voids"), &["W1", "W2", "W3"]);
+    let before = c.events(0, 100).expect("events").len();
+    let err = c.void_codes(&["W1", "W2", "NOPE"]).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+    assert!(err.message().contains("NOPE"), "{}", err.message());
+    assert_eq!(c.coupon("W1").expect("show").state, CodeState::Available);
+    assert_eq!(c.events(0, 100).expect("events").len(), before);
+    let voided = c.void_codes(&["w3", "W1"]).expect("void two");
+    let codes: Vec<&str> = voided.iter().map(|v| v.code.as_str()).collect();
+    assert_eq!(codes, ["W3", "W1"]);
+    assert!(voided.iter().all(|v| v.state == CodeState::Void));
+    assert_eq!(c.book(book).expect("book").stats.void, 2);
+    assert_eq!(c.events(0, 100).expect("events").len(), before + 2);
+}
+
 /// A void code keeps its history but can no longer be assigned, locked or redeemed.
 pub fn void_blocks_assign_and_redeem<S: CouponStore>(t: &Ctx<S>) {
     t.book_with(BookSettings::new("b"), &["V1", "V2"]);
