@@ -135,6 +135,8 @@ impl SqliteStore {
         let busy = options.busy_timeout;
         let manager = manager.with_init(move |conn| {
             conn.busy_timeout(busy)?;
+            // Room for every statement of the store, so none is prepared twice.
+            conn.set_prepared_statement_cache_capacity(64);
             // 8 KiB pages: bulk inserts in index order fill fewer, fuller pages. Takes effect
             // only when the file is created (before WAL mode writes its header).
             conn.execute_batch("PRAGMA page_size = 8192")?;
@@ -145,6 +147,8 @@ impl SqliteStore {
         let mut builder = r2d2::Pool::builder()
             .max_size(options.pool_size.max(1))
             .min_idle(Some(0))
+            // A connection to a file does not go stale as a network one does.
+            .test_on_check_out(false)
             .connection_timeout(Duration::from_secs(30));
         if in_memory {
             // The one connection *is* the database: never let the pool close it.
