@@ -13,8 +13,8 @@
 //!   `FOR UPDATE SKIP LOCKED`, so concurrent claims never wait for each other and the cost does
 //!   not grow with the number of codes.
 //! - **Bulk import with `COPY`:** large batches are copied into a temporary staging table and
-//!   inserted with one `INSERT … SELECT … ON CONFLICT DO NOTHING`, all inside the import's one
-//!   transaction.
+//!   inserted with one plain `INSERT … SELECT` under a savepoint; from the first batch that meets
+//!   a stored code on, with `ON CONFLICT DO NOTHING`. All inside the import's one transaction.
 //! - **An event log in commit order:** `seq` comes from a one-row counter locked until commit,
 //!   so it has no gaps and a reader following the log never misses a late commit. The price:
 //!   the last step of every writing transaction (its events and its commit) takes turns across
@@ -209,6 +209,7 @@ impl CouponStore for PostgresStore {
             statements,
             write: access == Access::Write,
             staging: false,
+            careful: false,
             book_update_wait: self.book_update_wait.as_deref(),
         };
         let value = f(&mut stx).map_err(|e| located(&self.location, e))?;

@@ -48,6 +48,7 @@ use coupon_core::{
     Book, BookId, BookSettings, CodeRecord, Error, ErrorKind, Event, EventKind, Lock, NewEvent,
     Redemption, Result, Timestamp,
 };
+use postgres::error::SqlState;
 use postgres::types::ToSql;
 use postgres::{Row, Statement};
 
@@ -62,6 +63,9 @@ pub(crate) struct PgTx<'c> {
     pub(crate) write: bool,
     /// Whether the staging table of bulk inserts exists in this transaction.
     pub(crate) staging: bool,
+    /// Whether a staged batch of this transaction met a stored code: its later batches go
+    /// straight to the careful insert (see [`StoreTx::add_codes`]).
+    pub(crate) careful: bool,
     /// The `lock_timeout` for taking a book's lock exclusively, when shorter than the session's.
     pub(crate) book_update_wait: Option<&'c str>,
 }
@@ -142,9 +146,16 @@ const CREATE_STAGING: &str = "CREATE TEMPORARY TABLE coupon_staging \
      (code text COLLATE \"C\" NOT NULL, slot bigint NOT NULL) ON COMMIT DROP";
 const CLEAR_STAGING: &str = "TRUNCATE pg_temp.coupon_staging";
 const COPY_STAGING: &str = "COPY pg_temp.coupon_staging (code, slot) FROM STDIN";
+/// The optimistic insert of a staged batch: every code new, or a `unique_violation`.
+const INSERT_STAGED_NEW: &str = "INSERT INTO codes (code, book_id, slot, created_at) \
+     SELECT code, $1, slot, $2 FROM pg_temp.coupon_staging ORDER BY code";
+/// The careful insert of a staged batch: skips the codes already stored, returns the others.
 const INSERT_STAGED: &str = "INSERT INTO codes (code, book_id, slot, created_at) \
      SELECT code, $1, slot, $2 FROM pg_temp.coupon_staging ORDER BY code \
      ON CONFLICT (code) DO NOTHING RETURNING code";
+const SAVEPOINT: &str = "SAVEPOINT coupon_batch";
+const RELEASE: &str = "RELEASE SAVEPOINT coupon_batch";
+const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT coupon_batch; RELEASE SAVEPOINT coupon_batch";
 const BOOKS_OF_CODES: &str = "SELECT code, book_id FROM codes WHERE code = ANY($1::text[])";
 const CODE_COUNT: &str = "SELECT count(*) FROM codes";
 const CODES_AFTER: &str = code_select!("WHERE code > $1 ORDER BY code LIMIT $2");
@@ -276,15 +287,10 @@ impl PgTx<'_> {
         self.query(sql, params)?.iter().map(code_row).collect()
     }
 
-    /// Inserts the codes of one batch through the staging table and returns those inserted.
-    /// Statements on the staging table are not cached: the table is new in each transaction.
-    fn insert_staged(
-        &mut self,
-        book: BookId,
-        codes: &[String],
-        slots: &[i64],
-        now: Timestamp,
-    ) -> Result<Vec<Row>> {
+    /// Copies one batch into the staging table (`COPY … FROM STDIN`), created at the first batch
+    /// of the transaction and emptied at the next ones. Statements on the staging table are not
+    /// cached: the table is new in each transaction.
+    fn stage(&mut self, codes: &[String], slots: &[i64]) -> Result<()> {
         if self.staging {
             self.tx.batch_execute(CLEAR_STAGING).map_err(classify)?;
         } else {
@@ -306,9 +312,69 @@ impl PgTx<'_> {
             ));
         }
         writer.finish().map_err(classify)?;
-        self.tx
-            .query(INSERT_STAGED, &[&book, &now])
-            .map_err(classify)
+        Ok(())
+    }
+
+    /// Inserts the staged batch of `count` codes with a plain `INSERT` under a savepoint: `true`
+    /// when it did (every code was new), `false` when a code was already stored
+    /// (`unique_violation`: the batch is undone, the staging table keeps it, and the rest of the
+    /// transaction is careful). Any other error is the transaction's.
+    fn insert_staged_new(&mut self, book: BookId, now: Timestamp, count: usize) -> Result<bool> {
+        self.tx.batch_execute(SAVEPOINT).map_err(classify)?;
+        match self.tx.execute(INSERT_STAGED_NEW, &[&book, &now]) {
+            Ok(inserted) => {
+                self.tx.batch_execute(RELEASE).map_err(classify)?;
+                if usize::try_from(inserted).ok() != Some(count) {
+                    return Err(Error::new(
+                        ErrorKind::Backend,
+                        format!("the Postgres database inserted {inserted} of {count} codes"),
+                    ));
+                }
+                Ok(true)
+            }
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
+                self.tx.batch_execute(ROLLBACK_TO).map_err(classify)?;
+                self.careful = true;
+                Ok(false)
+            }
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    /// The fate of each of `codes`, in order, given the `inserted` ones (rows of `code`): the
+    /// others are looked up to tell this book's from another's.
+    fn fates(&mut self, book: BookId, codes: &[String], inserted: &[Row]) -> Result<Vec<CodeFate>> {
+        let inserted: HashSet<String> = inserted
+            .iter()
+            .map(|row| get(row, 0))
+            .collect::<Result<_>>()?;
+        let rest: Vec<&str> = codes
+            .iter()
+            .filter(|c| !inserted.contains(c.as_str()))
+            .map(String::as_str)
+            .collect();
+        let mut owners: HashMap<String, BookId> = HashMap::with_capacity(rest.len());
+        if !rest.is_empty() {
+            for row in self.query(BOOKS_OF_CODES, &[&rest])? {
+                owners.insert(get(&row, 0)?, get(&row, 1)?);
+            }
+        }
+        codes
+            .iter()
+            .map(|code| {
+                if inserted.contains(code.as_str()) {
+                    return Ok(CodeFate::Inserted);
+                }
+                match owners.get(code.as_str()) {
+                    Some(&owner) if owner == book => Ok(CodeFate::InBook),
+                    Some(&owner) => Ok(CodeFate::InOtherBook(owner)),
+                    None => Err(Error::new(
+                        ErrorKind::Backend,
+                        format!("code {code} was neither inserted nor found"),
+                    )),
+                }
+            })
+            .collect()
     }
 }
 
@@ -338,7 +404,10 @@ impl StoreTx for PgTx<'_> {
 
     fn book(&mut self, id: BookId) -> Result<Option<Book>> {
         if self.write {
-            // The lock first, then the read: its snapshot sees the last committed change.
+            // The lock first, then the read, in a statement of its own: its snapshot, taken
+            // when it starts, sees the last committed change. Not one statement for both (a
+            // join with the lock's function, or a CTE): its snapshot would be taken before it
+            // waited for the lock, and miss the change it waited for.
             self.execute(SHARE_BOOK, &[&BOOK_LOCK_CLASS, &id])?;
         }
         self.query_opt(BOOK, &[&id])?
@@ -441,6 +510,13 @@ impl StoreTx for PgTx<'_> {
         Ok(self.codes(CLAIM_RANDOM, &[&book, &i64::MIN])?.pop())
     }
 
+    /// Small batches are inserted from arrays, skipping the codes already stored
+    /// (`ON CONFLICT DO NOTHING RETURNING code`). Larger ones are staged and inserted
+    /// optimistically, with a plain `INSERT` under a savepoint: every code counts as inserted,
+    /// without the speculative insertion of `ON CONFLICT` or sending the codes back. A batch
+    /// that meets a stored code is rolled back to the savepoint and inserted carefully from the
+    /// staging table, like the small ones, and so is every later batch of the transaction (an
+    /// import that meets stored codes is likely to meet more: each batch would fail once).
     fn add_codes(
         &mut self,
         book: BookId,
@@ -451,40 +527,18 @@ impl StoreTx for PgTx<'_> {
             return Ok(vec![]);
         }
         let slots: Vec<i64> = codes.iter().map(|_| rand::random()).collect();
-        let rows = if codes.len() <= COPY_THRESHOLD {
+        let inserted = if codes.len() <= COPY_THRESHOLD {
             self.query(INSERT_CODES, &[&codes, &slots, &book, &now])?
         } else {
-            self.insert_staged(book, codes, &slots, now)?
-        };
-        let inserted: HashSet<String> =
-            rows.iter().map(|row| get(row, 0)).collect::<Result<_>>()?;
-        let rest: Vec<&str> = codes
-            .iter()
-            .filter(|c| !inserted.contains(c.as_str()))
-            .map(String::as_str)
-            .collect();
-        let mut owners: HashMap<String, BookId> = HashMap::with_capacity(rest.len());
-        if !rest.is_empty() {
-            for row in self.query(BOOKS_OF_CODES, &[&rest])? {
-                owners.insert(get(&row, 0)?, get(&row, 1)?);
+            self.stage(codes, &slots)?;
+            if !self.careful && self.insert_staged_new(book, now, codes.len())? {
+                return Ok(vec![CodeFate::Inserted; codes.len()]);
             }
-        }
-        codes
-            .iter()
-            .map(|code| {
-                if inserted.contains(code.as_str()) {
-                    return Ok(CodeFate::Inserted);
-                }
-                match owners.get(code.as_str()) {
-                    Some(&owner) if owner == book => Ok(CodeFate::InBook),
-                    Some(&owner) => Ok(CodeFate::InOtherBook(owner)),
-                    None => Err(Error::new(
-                        ErrorKind::Backend,
-                        format!("code {code} was neither inserted nor found"),
-                    )),
-                }
-            })
-            .collect()
+            self.tx
+                .query(INSERT_STAGED, &[&book, &now])
+                .map_err(classify)?
+        };
+        self.fates(book, codes, &inserted)
     }
 
     fn code_count(&mut self) -> Result<u64> {

@@ -399,6 +399,87 @@ mod postgres_only {
         assert_eq!(exported.len() as u64, stats.codes);
     }
 
+    /// An import whose first batch of 100,000 codes is all new (inserted optimistically) and
+    /// whose later batches meet codes of the book, of another book, and of its own first batch:
+    /// the fates stay exact, and a refused import writes nothing.
+    #[test]
+    fn import_whose_later_batches_meet_stored_codes_reports_exact_fates() {
+        let Some(schema) = Schema::new("late") else {
+            return;
+        };
+        let coupons = Coupons::new(schema.open());
+        let mine = coupons.create_book(&BookSettings::new("mine")).unwrap().id;
+        let theirs = coupons
+            .create_book(&BookSettings::new("theirs"))
+            .unwrap()
+            .id;
+        let code = |i: u32| format!("LATE-{i:06}");
+        let in_mine: Vec<u32> = (150_000..150_010).chain([202_000]).collect();
+        let in_theirs: Vec<u32> = (150_010..150_015).chain([202_001]).collect();
+        coupons
+            .import_codes(mine, rows(in_mine.iter().map(|&i| code(i))), false)
+            .unwrap();
+        coupons
+            .import_codes(theirs, rows(in_theirs.iter().map(|&i| code(i))), false)
+            .unwrap();
+        // Batch 1: codes 0..100,000, all new. Batch 2: code 5 again, then 100,000..199,999,
+        // meeting 10 codes of mine and 5 of theirs. Batch 3: 199,999..205,000, meeting 1 and 1.
+        let input: Vec<String> = (0..100_000)
+            .chain([5])
+            .chain(100_000..205_000)
+            .map(code)
+            .collect();
+        let line = |i: u32| u64::from(if i < 100_000 { i + 1 } else { i + 2 });
+        let events = coupons.events(0, MAX_EVENTS_PAGE).unwrap().len();
+
+        let err = coupons
+            .import_codes(mine, rows(input.clone()), false)
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let first = format!("line {}", line(in_theirs[0]));
+        assert!(err.message().contains(&first), "{}", err.message());
+        assert_eq!(
+            coupons.book(mine).unwrap().stats.codes,
+            11,
+            "nothing written"
+        );
+        assert_eq!(coupons.book(theirs).unwrap().stats.codes, 6);
+        assert_eq!(schema.count("SELECT count(*) FROM codes"), 17);
+        assert_eq!(coupons.events(0, MAX_EVENTS_PAGE).unwrap().len(), events);
+
+        let report = coupons.import_codes(mine, rows(input), true).unwrap();
+        assert_eq!(report.inserted, 205_000 - 17);
+        assert_eq!(report.duplicates, 11 + 1);
+        assert_eq!(report.invalid_total, 6);
+        let refused: Vec<u64> = report.invalid.iter().map(|row| row.line).collect();
+        let expected: Vec<u64> = in_theirs.iter().map(|&i| line(i)).collect();
+        assert_eq!(refused, expected);
+        for row in &report.invalid {
+            assert!(row.reason.contains(&format!("book {theirs}")), "{row:?}");
+        }
+        assert_eq!(coupons.book(mine).unwrap().stats.codes, 205_000 - 6);
+        assert_eq!(coupons.book(theirs).unwrap().stats.codes, 6);
+        let books: Vec<(String, i64)> = schema
+            .client()
+            .query(
+                "SELECT code, book_id FROM codes WHERE code = ANY($1) ORDER BY code",
+                &[&vec![code(5), code(150_000), code(150_010), code(202_001)]],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        assert_eq!(
+            books,
+            [
+                (code(5), mine),
+                (code(150_000), mine),
+                (code(150_010), theirs),
+                (code(202_001), theirs)
+            ]
+        );
+    }
+
     #[test]
     fn generate_many_codes_in_batches() {
         let Some(schema) = Schema::new("generate") else {
@@ -522,6 +603,68 @@ mod postgres_only {
         };
         coupons.update_book(book, &patch).unwrap();
         assert_eq!(coupons.book(book).unwrap().book.settings.name, "renamed");
+    }
+
+    /// A write transaction reads a book in a statement of its own once it holds the book's
+    /// shared lock: when it had to wait for a change of the book's settings, it reads the
+    /// changed book. (Taking the lock and reading the row in one statement would read with a
+    /// snapshot from before the wait: the settings the change replaced.)
+    #[test]
+    fn a_book_read_that_waited_for_a_change_of_settings_sees_the_change() {
+        use coupon_core::store::{Access, CouponStore};
+        let Some(schema) = Schema::new("waited") else {
+            return;
+        };
+        let coupons = Coupons::new(schema.open());
+        let book = coupons
+            .create_book(&BookSettings::new("before"))
+            .unwrap()
+            .id;
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let read =
+            std::thread::scope(|s| {
+                let store = coupons.store();
+                // A change of the book's settings, held open before its commit.
+                s.spawn(move || {
+                    store
+                        .transaction(Access::Write, |tx| {
+                            let mut changed = tx.book(book)?.unwrap();
+                            changed.settings.name = "after".into();
+                            tx.update_book(&changed)?;
+                            held_tx.send(()).unwrap();
+                            release_rx.recv().unwrap();
+                            Ok(())
+                        })
+                        .unwrap();
+                });
+                held_rx.recv().unwrap();
+                let reader = s.spawn(move || {
+                    store
+                        .transaction(Access::Write, |tx| tx.book(book))
+                        .unwrap()
+                        .unwrap()
+                });
+                // The reader waits for the book's lock; then the change commits.
+                let mut client = schema.client();
+                let started = std::time::Instant::now();
+                while client
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                     AND objid = hashtext(current_schema() || '/' || $1::bigint::text)::oid",
+                    &[&book],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
+            {
+                assert!(started.elapsed() < Duration::from_secs(10), "the reader waits");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+                release_tx.send(()).unwrap();
+                reader.join().unwrap()
+            });
+        assert_eq!(read.settings.name, "after");
     }
 
     /// Writers on 6 threads while a reader follows the log: the reader sees every `seq` once, in
