@@ -1,0 +1,846 @@
+//! # The Postgres store beside Postgres's own tools, in one run, as ratios
+//!
+//! ```sh
+//! cargo bench -p coupon-benches --bench postgres
+//! COUPON_BENCH_POSTGRES_URL=postgres://me@db.test:5432/scratch cargo bench -p coupon-benches --bench postgres
+//! ```
+//!
+//! A plain program (no harness) that measures the store and a reference doing the same work
+//! on the same server, alternately (ours first in even rounds, the reference first in odd
+//! ones), three times, and prints the medians, their ratio and whether the target is met:
+//!
+//! - **import**: the real `coupon` CLI importing a CSV of 1,000,000 distinct random codes of
+//!   `[A-Z0-9]{12}` (header `code`, random order) into a book of a fresh schema
+//!   (`coupon codes import BOOK FILE`), beside `psql` loading the same file into an identical
+//!   fresh schema (made by the store's migrations, with a book) in one transaction: `\copy`
+//!   into a temporary staging table, then one `INSERT INTO codes … SELECT … ORDER BY code`
+//!   filling `book_id`, a random 64-bit `slot` and `created_at` as the store does, and the
+//!   `codes_added` event. (`codes` has no defaults for `book_id` and `slot`, so `\copy` of
+//!   the file straight into it is not possible.) Sorting by code makes the reference fastest
+//!   (the primary key is built in order); it has none of the store's duplicate handling
+//!   (a savepoint per batch, and `ON CONFLICT DO NOTHING RETURNING code` for a batch that
+//!   meets stored codes). The time of ours is the whole process: start,
+//!   connect, read and check the CSV, insert, commit. Target: ours ≤ 1.3 × the reference.
+//! - **redeem**: redeems per second with 8 workers (threads sharing one `Coupons` over a pool
+//!   of 8 connections) calling `redeem(code, user, &RedeemRequest::default())` on random codes
+//!   of a book of 10,000 codes, each assigned to its user (`max_redemptions_per_user`
+//!   1,000,000), beside `pgbench -n -M prepared -c 8 -j 2` running `BEGIN; SELECT … FOR
+//!   UPDATE; UPDATE codes SET redemptions = redemptions + 1 …; COMMIT` on random codes of the
+//!   same table (the codes are `C-00000001` … `C-00010000`, so pgbench computes them from a
+//!   random number). Target: ours ≥ 0.7 × pgbench. A redeem does more than that reference: it
+//!   also takes the book's lock shared and reads the book, records a redemption and appends an
+//!   event. Two informative rows, from pgbench runs half as long, tell where the difference
+//!   goes: pgbench running the store's own statements of a redeem (the cost of the SQL, without
+//!   our client), and the same statements with the event's `seq` drawn from a sequence instead
+//!   of the store's one-row event counter (the cost of that counter).
+//! - **assign**: random assignments per second (`assign_random`, a distinct user per call) in a
+//!   fresh book of 200,000 generated codes, with 8 workers beside 1 worker. Target: 8 workers
+//!   at least as fast as 1.
+//!
+//! Workers connect and run one untimed operation before the clock starts (pgbench, too,
+//! reports its rate without its connection time). The redeem and assignment books are
+//! `ANALYZE`d after they are filled. Before each timed import the server is asked for a
+//! `CHECKPOINT`, so that neither side pays for the other's dirty pages.
+//!
+//! # Configuration
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `COUPON_BENCH_POSTGRES_URL` | `postgres://postgres@127.0.0.1:5432/postgres` | the server and database; the role must be allowed to create schemas (and to `CHECKPOINT`, else that is skipped) |
+//! | `COUPON_BENCH_SECONDS` | 10 | how long each throughput run lasts |
+//! | `COUPON_BENCH_REPEATS` | 3 | how many times each pair is measured |
+//! | `COUPON_BENCH_CLI` | (built) | a `coupon` binary to time instead of building one |
+//!
+//! Without `COUPON_BENCH_CLI` the program runs `cargo build --release -p coupon-cli` (with the
+//! `cargo` that runs the benchmark) and takes `coupon` from the release directory of the
+//! target directory it runs from (`<target>/release/deps/..`): the binary timed is always the
+//! current source, built with the same profile into the same target directory.
+//!
+//! `psql` and `pgbench` must be on the `PATH` and the server must answer; otherwise the program
+//! says so and exits with status 1. It works in its own schemas, `coupon_bench_*`, which it
+//! drops before starting (those left over by an interrupted run) and again when it ends, also
+//! after an error. A whole run takes about five minutes.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use coupon_core::{BookId, BookSettings, Coupons, ImportRow, Pattern, RedeemRequest};
+use coupon_store_postgres::postgres::{Client, NoTls};
+use coupon_store_postgres::{PostgresOptions, PostgresStore};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
+
+/// How many times each pair is measured, unless `COUPON_BENCH_REPEATS` says otherwise.
+const REPEATS: usize = 3;
+/// How long each throughput run lasts, unless `COUPON_BENCH_SECONDS` says otherwise.
+const SECONDS: u64 = 10;
+/// The server used unless `COUPON_BENCH_POSTGRES_URL` names another.
+const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Codes in the imported file.
+const IMPORT_CODES: usize = 1_000_000;
+/// Assigned codes the redeem workers pick from.
+const REDEEM_CODES: u32 = 10_000;
+/// Codes in each book of the assignment runs.
+const ASSIGN_CODES: u64 = 200_000;
+/// Concurrent workers of the redeem runs and of the concurrent assignment runs.
+const WORKERS: usize = 8;
+
+/// The schemas this program makes, all dropped at the end.
+const IMPORT_OURS: &str = "coupon_bench_import_ours";
+const IMPORT_REF: &str = "coupon_bench_import_ref";
+const REDEEM: &str = "coupon_bench_redeem";
+const ASSIGN: &str = "coupon_bench_assign";
+/// The sequence of the informative redeem script that does without the event counter.
+const EVENT_SEQUENCE: &str = "coupon_bench_redeem.bench_event_seq";
+const SCHEMAS: [&str; 4] = [IMPORT_OURS, IMPORT_REF, REDEEM, ASSIGN];
+
+fn main() -> ExitCode {
+    if std::env::args().any(|a| a == "--list") {
+        // `cargo bench -- --list` asks for benchmark names; this program has no named ones.
+        return ExitCode::SUCCESS;
+    }
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("postgres benchmark: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> Res<()> {
+    let url = std::env::var("COUPON_BENCH_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.into());
+    let seconds = env_number("COUPON_BENCH_SECONDS", SECONDS)?;
+    let repeats = env_number("COUPON_BENCH_REPEATS", REPEATS as u64)?;
+    let repeats = usize::try_from(repeats)?;
+    if seconds == 0 || repeats == 0 {
+        return Err("COUPON_BENCH_SECONDS and COUPON_BENCH_REPEATS must be at least 1".into());
+    }
+    check_tool("psql")?;
+    check_tool("pgbench")?;
+    let admin = Client::connect(&url, NoTls).map_err(|e| {
+        format!(
+            "cannot connect to Postgres at {} ({}); start a server or set \
+             COUPON_BENCH_POSTGRES_URL to one",
+            redact(&url),
+            chain(&e)
+        )
+    })?;
+    let cli = coupon_cli()?;
+    let dir = std::env::temp_dir().join(format!("coupon-bench-postgres-{}", std::process::id()));
+    fs::create_dir_all(&dir)?;
+    let mut bench = Bench {
+        url,
+        admin,
+        cli,
+        dir,
+        seconds,
+        repeats,
+    };
+    bench.drop_schemas();
+    bench.run_all()
+}
+
+/// Everything the measurements share.
+struct Bench {
+    url: String,
+    admin: Client,
+    cli: PathBuf,
+    dir: PathBuf,
+    seconds: u64,
+    repeats: usize,
+}
+
+impl Drop for Bench {
+    /// Leaves nothing behind, whether the run succeeded, failed or panicked.
+    fn drop(&mut self) {
+        self.drop_schemas();
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Bench {
+    fn run_all(&mut self) -> Res<()> {
+        let started = Instant::now();
+        println!(
+            "Postgres benchmark on {}: {} repeats, {} s per throughput run",
+            redact(&self.url),
+            self.repeats,
+            self.seconds
+        );
+        let mut table = Table::default();
+
+        self.measure_import(&mut table)?;
+        self.measure_redeem(&mut table)?;
+        self.measure_assign(&mut table)?;
+
+        println!();
+        println!(
+            "Medians of {} alternated runs ({:.0} s in all):",
+            self.repeats,
+            started.elapsed().as_secs_f64()
+        );
+        println!();
+        table.print();
+        Ok(())
+    }
+
+    /// Import: the CLI beside psql, alternately.
+    fn measure_import(&mut self, table: &mut Table) -> Res<()> {
+        let csv = self.dir.join("codes.csv");
+        write_random_codes(&csv, IMPORT_CODES)?;
+        let (mut ours, mut reference) = (vec![], vec![]);
+        for round in 0..self.repeats {
+            for side in order(round) {
+                if side == 0 {
+                    let t = self.import_ours(&csv)?;
+                    println!("import {round}: coupon codes import   {t:6.2} s");
+                    ours.push(t);
+                } else {
+                    let t = self.import_reference(&csv)?;
+                    println!("import {round}: psql \\copy + INSERT   {t:6.2} s");
+                    reference.push(t);
+                }
+            }
+        }
+        let (ours, reference) = (median(&mut ours), median(&mut reference));
+        table.push(Row {
+            what: "import 1,000,000 codes (CLI vs psql `\\copy` + `INSERT … SELECT`), seconds",
+            ours: format!("{ours:.2} s"),
+            reference: format!("{reference:.2} s"),
+            ratio: ours / reference,
+            target: Some(Target::AtMost(1.3)),
+        });
+        let _ = fs::remove_file(&csv);
+        Ok(())
+    }
+
+    /// Redeem: 8 threads through the library beside pgbench.
+    fn measure_redeem(&mut self, table: &mut Table) -> Res<()> {
+        let (coupons, book) = self.redeem_setup()?;
+        let simple = self.write_script("redeem.sql", &pgbench_redeem_simple())?;
+        let store = self.write_script("redeem-store.sql", &pgbench_redeem_as_store(book, true))?;
+        let unlocked =
+            self.write_script("redeem-sequence.sql", &pgbench_redeem_as_store(book, false))?;
+        // The informative runs take half as long, to keep the whole run near five minutes.
+        let info_seconds = self.seconds.div_ceil(2);
+        let (mut ours, mut reference) = (vec![], vec![]);
+        let (mut store_sql, mut sequence_sql) = (vec![], vec![]);
+        for round in 0..self.repeats {
+            for side in order(round) {
+                if side == 0 {
+                    let rate = self.redeem_ours(&coupons)?;
+                    println!(
+                        "redeem {round}: ours, {WORKERS} workers                    {rate:8.0}/s"
+                    );
+                    ours.push(rate);
+                } else {
+                    let rate = self.pgbench(REDEEM, &simple, self.seconds)?;
+                    println!("redeem {round}: pgbench SELECT … FOR UPDATE + UPDATE {rate:8.0}/s");
+                    reference.push(rate);
+                }
+            }
+            let rate = self.pgbench(REDEEM, &store, info_seconds)?;
+            println!("redeem {round}: pgbench, the store's statements       {rate:8.0}/s");
+            store_sql.push(rate);
+            let rate = self.pgbench(REDEEM, &unlocked, info_seconds)?;
+            println!("redeem {round}: pgbench, same with a sequence for seq {rate:8.0}/s");
+            sequence_sql.push(rate);
+        }
+        drop(coupons);
+        let (ours, reference) = (median(&mut ours), median(&mut reference));
+        table.push(Row {
+            what: "redeem, 8 workers: library vs pgbench `SELECT … FOR UPDATE` + `UPDATE`, per second",
+            ours: format!("{ours:.0}/s"),
+            reference: format!("{reference:.0}/s"),
+            ratio: ours / reference,
+            target: Some(Target::AtLeast(0.7)),
+        });
+        let store_sql = median(&mut store_sql);
+        table.push(Row {
+            what: "(information) redeem, 8 workers: library vs pgbench running the store's 8 statements",
+            ours: format!("{ours:.0}/s"),
+            reference: format!("{store_sql:.0}/s"),
+            ratio: ours / store_sql,
+            target: None,
+        });
+        let sequence_sql = median(&mut sequence_sql);
+        table.push(Row {
+            what: "(information) pgbench, the store's statements: event seq from the counter vs from a sequence",
+            ours: format!("{store_sql:.0}/s"),
+            reference: format!("{sequence_sql:.0}/s"),
+            ratio: store_sql / sequence_sql,
+            target: None,
+        });
+        self.drop_schema(REDEEM);
+        Ok(())
+    }
+
+    /// Random assignment: 8 workers beside 1, each run on a fresh book.
+    fn measure_assign(&mut self, table: &mut Table) -> Res<()> {
+        let coupons = self.assign_setup()?;
+        let (mut eight, mut one) = (vec![], vec![]);
+        for round in 0..self.repeats {
+            for side in order(round) {
+                let workers = if side == 0 { WORKERS } else { 1 };
+                let rate = self.assign_run(&coupons, workers)?;
+                println!("assign {round}: {workers} worker(s)              {rate:8.0}/s");
+                if side == 0 {
+                    eight.push(rate);
+                } else {
+                    one.push(rate);
+                }
+            }
+        }
+        drop(coupons);
+        let (eight, one) = (median(&mut eight), median(&mut one));
+        table.push(Row {
+            what: "random assign in a book of 200,000 codes: 8 workers vs 1 worker, per second",
+            ours: format!("{eight:.0}/s"),
+            reference: format!("{one:.0}/s"),
+            ratio: eight / one,
+            target: Some(Target::AtLeast(1.0)),
+        });
+        Ok(())
+    }
+
+    /// Times the CLI importing `csv` into a fresh schema with one book.
+    fn import_ours(&mut self, csv: &Path) -> Res<f64> {
+        let book = self.fresh_book(IMPORT_OURS)?;
+        self.checkpoint();
+        let start = Instant::now();
+        let out = Command::new(&self.cli)
+            .arg("--database-url")
+            .arg(schema_url(&self.url, IMPORT_OURS))
+            .args(["codes", "import", &book.to_string()])
+            .arg(csv)
+            .stdin(Stdio::null())
+            .output()?;
+        let elapsed = start.elapsed().as_secs_f64();
+        if !out.status.success() {
+            return Err(format!(
+                "coupon codes import failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into());
+        }
+        self.check_count(IMPORT_OURS, IMPORT_CODES)?;
+        self.drop_schema(IMPORT_OURS);
+        Ok(elapsed)
+    }
+
+    /// Times psql loading `csv` into a fresh schema with one book, in one transaction.
+    fn import_reference(&mut self, csv: &Path) -> Res<f64> {
+        let book = self.fresh_book(IMPORT_REF)?;
+        // The file arrives on psql's standard input (`pstdin`): no path to quote in the script.
+        let script = self.write_script(
+            "import.sql",
+            &format!(
+                "BEGIN;\n\
+                 SET LOCAL search_path = {IMPORT_REF};\n\
+                 CREATE TEMPORARY TABLE staging (code text COLLATE \"C\" NOT NULL) ON COMMIT DROP;\n\
+                 \\copy staging (code) FROM pstdin WITH (FORMAT csv, HEADER true)\n\
+                 INSERT INTO codes (code, book_id, slot, created_at)\n  \
+                   SELECT code, {book}, ((random() * 2 - 1) * 9.2e18)::bigint, now()\n  \
+                   FROM staging ORDER BY code;\n\
+                 WITH next AS (UPDATE event_counter SET last = last + 1 RETURNING last)\n  \
+                   INSERT INTO events (seq, at, kind, book_id, data)\n  \
+                   SELECT last, now(), 'codes_added', {book}, \
+                   '{{\"count\": {IMPORT_CODES}, \"source\": \"import\"}}' FROM next;\n\
+                 COMMIT;\n"
+            ),
+        )?;
+        self.checkpoint();
+        let start = Instant::now();
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url, "-f"])
+            .arg(&script)
+            .stdin(fs::File::open(csv)?)
+            .output()?;
+        let elapsed = start.elapsed().as_secs_f64();
+        if !out.status.success() {
+            return Err(format!(
+                "the psql import failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into());
+        }
+        self.check_count(IMPORT_REF, IMPORT_CODES)?;
+        self.drop_schema(IMPORT_REF);
+        Ok(elapsed)
+    }
+
+    /// A book of 10,000 codes `C-00000001`…, each assigned to its user `U-00000001`…, that
+    /// each user may redeem a million times; and the service over a pool of 8 connections.
+    fn redeem_setup(&mut self) -> Res<(Coupons<PostgresStore>, BookId)> {
+        self.drop_schema(REDEEM);
+        let coupons = Coupons::new(self.store(REDEEM, WORKERS)?);
+        let book = coupons.create_book(&BookSettings {
+            max_redemptions_per_user: 1_000_000,
+            ..BookSettings::new("redeem benchmark")
+        })?;
+        let rows = (1..=REDEEM_CODES).map(|i| ImportRow::new(u64::from(i), redeem_code(i)));
+        let report = coupons.import_codes(book.id, rows, false)?;
+        if report.inserted != u64::from(REDEEM_CODES) {
+            return Err(format!("the redeem book has {} codes", report.inserted).into());
+        }
+        std::thread::scope(|s| {
+            let workers: Vec<_> = (0..WORKERS as u32)
+                .map(|w| {
+                    let coupons = &coupons;
+                    s.spawn(move || {
+                        for i in (1..=REDEEM_CODES).filter(|i| i % WORKERS as u32 == w) {
+                            coupons.assign_code(&redeem_code(i), &redeem_user(i))?;
+                        }
+                        Ok::<(), coupon_core::Error>(())
+                    })
+                })
+                .collect();
+            for worker in workers {
+                worker
+                    .join()
+                    .map_err(|_| "an assigning thread panicked")??;
+            }
+            Ok::<(), Box<dyn Error + Send + Sync>>(())
+        })?;
+        self.analyze(REDEEM)?;
+        self.admin.batch_execute(&format!(
+            "CREATE SEQUENCE {EVENT_SEQUENCE} START {}",
+            1_i64 << 40
+        ))?;
+        Ok((coupons, book.id))
+    }
+
+    /// Redeems per second of 8 threads on random codes of the redeem book.
+    fn redeem_ours(&self, coupons: &Coupons<PostgresStore>) -> Res<f64> {
+        let request = RedeemRequest::default();
+        hammer(WORKERS, self.duration(), |_, _| {
+            let i = rand::rng().random_range(1..=REDEEM_CODES);
+            coupons
+                .redeem(&redeem_code(i), &redeem_user(i), &request)
+                .map(drop)
+        })
+    }
+
+    /// The schema of the assignment runs and the service over a pool of 8 connections.
+    fn assign_setup(&mut self) -> Res<Coupons<PostgresStore>> {
+        self.drop_schema(ASSIGN);
+        Ok(Coupons::new(self.store(ASSIGN, WORKERS)?))
+    }
+
+    /// Random assignments per second of `workers` threads in a fresh book of 200,000 codes, a
+    /// new user per call.
+    fn assign_run(&mut self, coupons: &Coupons<PostgresStore>, workers: usize) -> Res<f64> {
+        let book = coupons.create_book(&BookSettings {
+            code_pattern: Some("[A-Z0-9]{12}".into()),
+            ..BookSettings::new(format!("assign benchmark, {workers} worker(s)"))
+        })?;
+        coupons.generate_codes(book.id, ASSIGN_CODES, false)?;
+        self.analyze(ASSIGN)?;
+        hammer(workers, self.duration(), |worker, n| {
+            coupons
+                .assign_random(book.id, &format!("user-{worker}-{n}"), None)
+                .map(drop)
+        })
+    }
+
+    /// Transactions per second of `pgbench -c 8 -j 2` running `script` in `schema` for
+    /// `seconds`.
+    fn pgbench(&self, schema: &str, script: &Path, seconds: u64) -> Res<f64> {
+        let out = Command::new("pgbench")
+            .args(["-n", "-M", "prepared", "-j", "2"])
+            .args(["-c", &WORKERS.to_string(), "-T", &seconds.to_string()])
+            .arg("-f")
+            .arg(script)
+            .arg(&self.url)
+            .env("PGOPTIONS", format!("-c search_path={schema}"))
+            .stdin(Stdio::null())
+            .output()?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let failed = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("number of failed transactions: "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .is_some_and(|n| n != "0");
+        let tps = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("tps = "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<f64>().ok());
+        match tps {
+            Some(tps) if out.status.success() && !failed => Ok(tps),
+            _ => Err(format!(
+                "pgbench failed ({}): {}{}",
+                out.status,
+                stdout.trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into()),
+        }
+    }
+
+    fn duration(&self) -> Duration {
+        Duration::from_secs(self.seconds)
+    }
+
+    /// A store on `schema` (created and migrated when missing) with a pool of `pool_size`.
+    fn store(&self, schema: &str, pool_size: usize) -> Res<PostgresStore> {
+        let options = PostgresOptions {
+            pool_size: u32::try_from(pool_size)?,
+            schema: Some(schema.into()),
+            ..PostgresOptions::default()
+        };
+        Ok(PostgresStore::open_with(&self.url, options)?)
+    }
+
+    /// Drops and recreates `schema` with the store's tables and one book; returns its id.
+    fn fresh_book(&mut self, schema: &str) -> Res<BookId> {
+        self.drop_schema(schema);
+        let coupons = Coupons::new(self.store(schema, 1)?);
+        Ok(coupons
+            .create_book(&BookSettings::new("import benchmark"))?
+            .id)
+    }
+
+    fn check_count(&mut self, schema: &str, expected: usize) -> Res<()> {
+        let row = self
+            .admin
+            .query_one(&format!("SELECT count(*) FROM {schema}.codes"), &[])?;
+        let count: i64 = row.try_get(0)?;
+        if usize::try_from(count)? != expected {
+            return Err(format!("{schema}.codes holds {count} codes, not {expected}").into());
+        }
+        Ok(())
+    }
+
+    fn analyze(&mut self, schema: &str) -> Res<()> {
+        Ok(self
+            .admin
+            .batch_execute(&format!("ANALYZE {schema}.codes"))?)
+    }
+
+    /// Flushes dirty pages now, so that the next timed run does not pay for earlier ones.
+    /// Skipped when the role may not (it needs superuser or `pg_checkpoint`).
+    fn checkpoint(&mut self) {
+        let _ = self.admin.batch_execute("CHECKPOINT");
+    }
+
+    fn drop_schema(&mut self, schema: &str) {
+        if let Err(e) = self
+            .admin
+            .batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        {
+            eprintln!("postgres benchmark: cannot drop schema {schema}: {e}");
+        }
+    }
+
+    fn drop_schemas(&mut self) {
+        for schema in SCHEMAS {
+            self.drop_schema(schema);
+        }
+    }
+
+    fn write_script(&self, name: &str, text: &str) -> Res<PathBuf> {
+        let path = self.dir.join(name);
+        fs::write(&path, text)?;
+        Ok(path)
+    }
+}
+
+/// The two sides of a pair in the order of `round`: ours first in even rounds.
+fn order(round: usize) -> [usize; 2] {
+    if round % 2 == 0 {
+        [0, 1]
+    } else {
+        [1, 0]
+    }
+}
+
+/// Runs `op(worker, n)` on `workers` threads for `duration` and returns completed operations
+/// per second. Each worker runs one untimed operation first (it opens its connection and
+/// prepares its statements), then all start together.
+fn hammer(
+    workers: usize,
+    duration: Duration,
+    op: impl Fn(usize, u64) -> coupon_core::Result<()> + Sync,
+) -> Res<f64> {
+    let barrier = Barrier::new(workers);
+    let results: Vec<Res<(u64, Duration)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|worker| {
+                let (op, barrier) = (&op, &barrier);
+                s.spawn(move || {
+                    let warm = op(worker, 0);
+                    barrier.wait();
+                    warm?;
+                    let start = Instant::now();
+                    let mut done = 0;
+                    while start.elapsed() < duration {
+                        op(worker, done + 1)?;
+                        done += 1;
+                    }
+                    Ok((done, start.elapsed()))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err("a worker panicked".into())))
+            .collect()
+    });
+    let mut total = 0;
+    let mut longest = Duration::ZERO;
+    for result in results {
+        let (done, elapsed) = result?;
+        total += done;
+        longest = longest.max(elapsed);
+    }
+    Ok(total as f64 / longest.as_secs_f64())
+}
+
+/// The redeem reference: lock the code's row, count one use, commit.
+fn pgbench_redeem_simple() -> String {
+    format!(
+        "\\set id random(1, {REDEEM_CODES})\n\
+         BEGIN;\n\
+         SELECT code, owner, redemptions FROM codes \
+         WHERE code = 'C-' || lpad(:id::text, 8, '0') FOR UPDATE;\n\
+         UPDATE codes SET redemptions = redemptions + 1 \
+         WHERE code = 'C-' || lpad(:id::text, 8, '0');\n\
+         COMMIT;\n"
+    )
+}
+
+/// What the store sends for one redeem of an assigned code, statement by statement: lock and
+/// read the code, take the book's lock shared and read the book, save the code, record the
+/// redemption, append the event (locking the event counter until commit), commit. With
+/// `counter` false the event's `seq` comes from a sequence instead (no lock held to commit):
+/// not what the store does, but it measures what the counter costs.
+fn pgbench_redeem_as_store(book: BookId, counter: bool) -> String {
+    let append = if counter {
+        format!(
+            "WITH next AS (UPDATE event_counter SET last = last + 1 RETURNING last) \
+             INSERT INTO events (seq, at, kind, book_id, code, user_id, data) \
+             SELECT last, now(), 'redeemed', {book}, 'C-' || lpad(:id::text, 8, '0'), \
+             'U-' || lpad(:id::text, 8, '0'), \
+             '{{\"order_id\": null, \"context\": null, \"redemptions\": 1}}' FROM next \
+             RETURNING seq;"
+        )
+    } else {
+        format!(
+            "INSERT INTO events (seq, at, kind, book_id, code, user_id, data) \
+             SELECT nextval('{EVENT_SEQUENCE}'), now(), 'redeemed', {book}, \
+             'C-' || lpad(:id::text, 8, '0'), 'U-' || lpad(:id::text, 8, '0'), \
+             '{{\"order_id\": null, \"context\": null, \"redemptions\": 1}}' \
+             RETURNING seq;"
+        )
+    };
+    format!(
+        "\\set id random(1, {REDEEM_CODES})\n\
+         BEGIN ISOLATION LEVEL READ COMMITTED;\n\
+         SELECT code, book_id, owner, assigned_at, redemptions, lock_token, lock_expires_at, \
+         voided_at FROM codes WHERE code = 'C-' || lpad(:id::text, 8, '0') FOR UPDATE;\n\
+         SELECT pg_advisory_xact_lock_shared(1651470187, \
+         hashtext(current_schema() || '/' || {book}::bigint::text));\n\
+         SELECT id, name, description, valid_from, valid_until, max_redemptions_per_user, \
+         max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, updated_at \
+         FROM books WHERE id = {book};\n\
+         UPDATE codes SET owner = 'U-' || lpad(:id::text, 8, '0'), assigned_at = assigned_at, \
+         redemptions = redemptions + 1, lock_token = NULL, lock_expires_at = NULL, \
+         voided_at = NULL WHERE code = 'C-' || lpad(:id::text, 8, '0');\n\
+         INSERT INTO redemptions (code, user_id, order_id, context, redeemed_at, redemptions, \
+         remaining) VALUES ('C-' || lpad(:id::text, 8, '0'), 'U-' || lpad(:id::text, 8, '0'), \
+         NULL, NULL, now(), 1, 999999);\n\
+         {append}\n\
+         COMMIT;\n"
+    )
+}
+
+fn redeem_code(i: u32) -> String {
+    format!("C-{i:08}")
+}
+
+fn redeem_user(i: u32) -> String {
+    format!("U-{i:08}")
+}
+
+/// Writes a header and `n` distinct random codes of `[A-Z0-9]{12}`, in the order drawn.
+fn write_random_codes(file: &Path, n: usize) -> Res<()> {
+    let pattern = Pattern::parse("[A-Z0-9]{12}")?;
+    let sampler = pattern.sampler();
+    let mut rng = StdRng::from_os_rng();
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    let mut out = BufWriter::new(fs::File::create(file)?);
+    writeln!(out, "code")?;
+    while seen.len() < n {
+        let code = sampler.sample(&mut rng);
+        if !seen.contains(&code) {
+            writeln!(out, "{code}")?;
+            seen.insert(code);
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// The `coupon` binary: `COUPON_BENCH_CLI`, or the current source built in release mode into
+/// the target directory this program runs from.
+fn coupon_cli() -> Res<PathBuf> {
+    if let Some(path) = std::env::var_os("COUPON_BENCH_CLI") {
+        return Ok(PathBuf::from(path));
+    }
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--quiet", "-p", "coupon-cli"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .map_err(|e| format!("cannot run cargo to build the coupon CLI ({e})"))?;
+    if !status.success() {
+        return Err("building the coupon CLI failed".into());
+    }
+    // This program runs from <target>/release/deps/.
+    let exe = std::env::current_exe()?;
+    let cli = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|release| release.join(format!("coupon{}", std::env::consts::EXE_SUFFIX)))
+        .filter(|cli| cli.is_file())
+        .ok_or("cannot find the coupon binary beside this program; set COUPON_BENCH_CLI")?;
+    Ok(cli)
+}
+
+/// Fails clearly when `tool` cannot be run.
+fn check_tool(tool: &str) -> Res<()> {
+    match Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(status) if status.success() => Ok(()),
+        Ok(status) => Err(format!("`{tool} --version` failed ({status})").into()),
+        Err(e) => Err(format!(
+            "cannot run {tool} ({e}); this benchmark compares the store with psql and pgbench: \
+             install the PostgreSQL client tools and put them on the PATH"
+        )
+        .into()),
+    }
+}
+
+/// `url` with the store's `schema` parameter added.
+fn schema_url(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}schema={schema}")
+}
+
+/// `url` without its password, for messages.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((login, host)) if login.contains(':') => {
+            let user = login.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// An error and its causes, `: `-separated.
+fn chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn env_number(name: &str, default: u64) -> Res<u64> {
+    match std::env::var(name) {
+        Ok(text) => Ok(text
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, not {text:?}"))?),
+        Err(_) => Ok(default),
+    }
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let mid = values.len() / 2;
+    if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    }
+}
+
+/// A target on the ratio ours / reference.
+#[derive(Clone, Copy)]
+enum Target {
+    AtMost(f64),
+    AtLeast(f64),
+}
+
+struct Row {
+    what: &'static str,
+    ours: String,
+    reference: String,
+    ratio: f64,
+    target: Option<Target>,
+}
+
+#[derive(Default)]
+struct Table {
+    rows: Vec<Row>,
+}
+
+impl Table {
+    fn push(&mut self, row: Row) {
+        self.rows.push(row);
+    }
+
+    fn print(&self) {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "| measurement | ours | reference | ratio | target | met? |"
+        );
+        let _ = writeln!(text, "|---|---|---|---|---|---|");
+        for row in &self.rows {
+            let (target, met) = match row.target {
+                Some(Target::AtMost(t)) => (format!("≤ {t:.2}×"), yes_no(row.ratio <= t)),
+                Some(Target::AtLeast(t)) => (format!("≥ {t:.2}×"), yes_no(row.ratio >= t)),
+                None => ("—".to_owned(), "—"),
+            };
+            let _ = writeln!(
+                text,
+                "| {} | {} | {} | {:.2}× | {target} | {met} |",
+                row.what, row.ours, row.reference, row.ratio
+            );
+        }
+        print!("{text}");
+    }
+}
+
+fn yes_no(met: bool) -> &'static str {
+    if met {
+        "yes"
+    } else {
+        "NO"
+    }
+}
