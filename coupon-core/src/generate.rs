@@ -138,7 +138,7 @@ fn plan(tx: &mut dyn StoreTx, pattern: &Pattern, count: u64) -> Result<Plan> {
     let space = pattern.size();
     let stored = tx.code_count()?;
     // Every stored code could be in the space: if even then twice `count` is free, sample.
-    if *space >= BigUint::from(stored) + 2 * count {
+    if *space >= BigUint::from(stored) + BigUint::from(count) * 2u8 {
         return Ok(Plan::Sparse);
     }
     let (taken_count, taken) = taken_codes(tx, pattern)?;

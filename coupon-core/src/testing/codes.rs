@@ -183,6 +183,11 @@ pub fn generate_refuses_more_than_free_space<S: CouponStore>(t: &Ctx<S>) {
         .expect("the last ten fit");
     let codes: HashSet<String> = codes_of(t, id).into_iter().map(|r| r.code).collect();
     assert_eq!(codes.len(), 1000);
+    // Counts whose double does not fit 64 bits are refused as well.
+    for count in [u64::MAX / 2 + 1, u64::MAX] {
+        let err = t.coupons.generate_codes(id, count, true).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Infeasible, "{count}");
+    }
 }
 
 /// Filling the last codes of a nearly full space finishes, with exactly the free codes.
