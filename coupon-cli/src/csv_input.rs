@@ -8,7 +8,8 @@
 //! - Line numbers are physical lines, 1-based; a quoted field spanning lines is reported at its
 //!   first line.
 //! - A value that is not valid UTF-8 is an invalid row (`text: Err("invalid UTF-8")`); so is a
-//!   read error, after which the stream ends.
+//!   read error, after which the stream ends, and a row whose quoted value is still open at the
+//!   end of the input.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -115,6 +116,14 @@ impl<R: Read> CsvRows<R> {
 
     /// The current record as a row at `line`.
     fn row(&self, line: u64) -> ImportRow {
+        let start = self.record.position().map_or(0, |p| p.byte());
+        let end = self.reader.position().byte();
+        if let Some(quote) = self.reader.get_ref().quotes.unclosed {
+            if (start..=end).contains(&quote) {
+                let text = Err("a quoted value is not closed before the end of the input".into());
+                return ImportRow { line, text };
+            }
+        }
         let text = match self.column {
             Some(column) => match self.record.get(column) {
                 Some(value) => decode(value),
@@ -174,6 +183,49 @@ struct LineCounter<R> {
     marks: VecDeque<(u64, bool)>,
     /// `\n` bytes accounted for.
     lines: u64,
+    /// The quoting the csv reader sees, followed byte by byte to catch a quoted field that is
+    /// never closed (which the reader silently ends at the end of the input).
+    quotes: Quotes,
+}
+
+/// Where a byte stands in CSV quoting.
+#[derive(Debug, Default)]
+struct Quotes {
+    /// The offset of the quote that opened the field being read, if inside one.
+    open: Option<u64>,
+    /// Inside a quoted field, the previous byte was a quote: closing, or the first of `""`.
+    pending: bool,
+    /// The next byte starts a field (so a quote there opens a quoted field).
+    field_start: bool,
+    /// The opening quote of a field still open at the end of the input.
+    unclosed: Option<u64>,
+}
+
+impl Quotes {
+    fn byte(&mut self, offset: u64, b: u8) {
+        if self.open.is_some() {
+            if !self.pending {
+                self.pending = b == b'"';
+                return;
+            }
+            self.pending = false;
+            if b == b'"' {
+                return; // an escaped quote
+            }
+            self.open = None; // closed by the previous quote; `b` follows the field
+        } else if b == b'"' && self.field_start {
+            self.open = Some(offset);
+            self.field_start = false;
+            return;
+        }
+        self.field_start = matches!(b, b',' | b'\n' | b'\r');
+    }
+
+    fn end(&mut self) {
+        if !self.pending {
+            self.unclosed = self.open;
+        }
+    }
 }
 
 impl<R> LineCounter<R> {
@@ -183,6 +235,10 @@ impl<R> LineCounter<R> {
             offset: 0,
             marks: VecDeque::new(),
             lines: 0,
+            quotes: Quotes {
+                field_start: true,
+                ..Quotes::default()
+            },
         }
     }
 
@@ -206,10 +262,15 @@ impl<R> LineCounter<R> {
 impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            self.quotes.end();
+        }
         for (i, b) in buf[..n].iter().enumerate() {
+            let offset = self.offset + i as u64;
             if *b == b'\n' || *b == b'\r' {
-                self.marks.push_back((self.offset + i as u64, *b == b'\n'));
+                self.marks.push_back((offset, *b == b'\n'));
             }
+            self.quotes.byte(offset, *b);
         }
         self.offset += n as u64;
         Ok(n)
@@ -331,6 +392,21 @@ mod tests {
             rows(b"A\n\xFF\xFE\nB\n"),
             vec![ok(1, "A"), (2, Err("invalid UTF-8".into())), ok(3, "B")]
         );
+    }
+
+    #[test]
+    fn a_quoted_value_left_open_is_an_invalid_row() {
+        let unclosed = "a quoted value is not closed before the end of the input".to_owned();
+        let got = rows(b"code\nA\n\"OPEN\nB\n");
+        assert_eq!(got, vec![ok(2, "A"), (3, Err(unclosed.clone()))]);
+        // Closed ones, escaped quotes and quotes inside unquoted values are not flagged.
+        let fine = rows(b"\"A\"\n\"B\"\"C\"\nD\"E\n\"F\"");
+        assert_eq!(
+            fine,
+            vec![ok(1, "A"), ok(2, "B\"C"), ok(3, "D\"E"), ok(4, "F")]
+        );
+        let last = rows(b"code,note\nA,x\nB,\"open\n");
+        assert_eq!(last, vec![ok(2, "A"), (3, Err(unclosed))]);
     }
 
     #[test]

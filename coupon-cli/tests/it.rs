@@ -333,6 +333,9 @@ fn rule_refusals_on_codes() {
     assert_eq!(kind, "void");
 }
 
+#[path = "it/hostile.rs"]
+mod hostile;
+
 /// Cases run on each backend: the walkthrough, and many `coupon` processes at once on one
 /// database (the limits hold across processes, not only across threads of one).
 mod cases {
