@@ -137,9 +137,6 @@ impl SqliteStore {
             conn.busy_timeout(busy)?;
             // Room for every statement of the store, so none is prepared twice.
             conn.set_prepared_statement_cache_capacity(64);
-            // 8 KiB pages: bulk inserts in index order fill fewer, fuller pages. Takes effect
-            // only when the file is created (before WAL mode writes its header).
-            conn.execute_batch("PRAGMA page_size = 8192")?;
             // The answer is the mode now in force ("wal", or "memory" in memory).
             let _mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             conn.execute_batch(CONNECTION_PRAGMAS)
