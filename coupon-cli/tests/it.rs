@@ -335,6 +335,8 @@ fn rule_refusals_on_codes() {
 
 #[path = "it/hostile.rs"]
 mod hostile;
+#[path = "it/soak.rs"]
+mod soak;
 
 /// Cases run on each backend: the walkthrough, and many `coupon` processes at once on one
 /// database (the limits hold across processes, not only across threads of one).
