@@ -4,6 +4,9 @@
 //! itself, with SQL, not through the library.
 //!
 //! The run lasts 4 seconds, or `COUPON_SOAK_SECONDS`.
+//!
+//! The same checker then judges `kill -9` during a burst of redeems (every answered redeem is
+//! stored, nothing stored is half a redeem) and during a generate (the book is as before).
 
 use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng};
@@ -557,6 +560,14 @@ const BOOKS_SQL: &str = "SELECT id, max_redemptions_per_user, max_codes_per_user
 const CODES_SQL: &str = "SELECT code, book_id, owner, redemptions FROM codes";
 const REDEMPTIONS_SQL: &str = "SELECT code, user_id, order_id, redemptions FROM redemptions";
 
+/// The rows of `env`'s database the invariants are about.
+fn read_back(env: &Env) -> Snapshot {
+    match &env.postgres {
+        None => snapshot_sqlite(env),
+        Some((server, schema)) => snapshot_postgres(server, schema),
+    }
+}
+
 fn snapshot_sqlite(env: &Env) -> Snapshot {
     let db = coupon_store_sqlite::rusqlite::Connection::open(env.path("c.db")).unwrap();
     let mut snapshot = Snapshot::default();
@@ -877,10 +888,7 @@ fn race<S: CouponStore>(env: &Env, coupons: &Coupons<S>) {
         eprintln!("soak:   {step:<20} {outcome:<16} {by:<8} {n}");
     }
 
-    let snapshot = match &env.postgres {
-        None => snapshot_sqlite(env),
-        Some((server, schema)) => snapshot_postgres(server, schema),
-    };
+    let snapshot = read_back(env);
     eprintln!(
         "soak: database: {} events, {} redemptions, {} of {} codes owned",
         snapshot.events.len(),
@@ -911,6 +919,136 @@ fn race<S: CouponStore>(env: &Env, coupons: &Coupons<S>) {
     assert!(replayed > 0, "no redeem was replayed");
     assert!(refused > 0, "nothing was refused");
     assert_eq!(redeemed, snapshot.redemptions.len() as u64);
+}
+
+/// `kill -9` during a burst of redeems: every redeem whose process answered is in the
+/// database, and the database holds no half of one (each redemption row has its event, counts
+/// match, seq has no gap).
+fn killed_redeems_leave_commits_whole(env: &Env) {
+    env.json(&[
+        "book",
+        "create",
+        "--name",
+        "Burst",
+        "--max-redemptions-per-user",
+        "1000",
+    ]);
+    let codes: Vec<String> = (0..8).map(|i| format!("BURST-{i}")).collect();
+    let path = env.write("burst.csv", &codes.join("\n"));
+    env.json(&["codes", "import", "1", &path]);
+    for (i, code) in codes.iter().enumerate() {
+        env.json(&["assign", "--code", code, "--user", &format!("user-{i}")]);
+    }
+    let mut rng = StdRng::seed_from_u64(7);
+    let mut children = Vec::new();
+    for n in 0..48 {
+        let i = rng.random_range(0..codes.len());
+        let order = format!("order-{n}");
+        let user = format!("user-{i}");
+        let args = [
+            "--json",
+            "redeem",
+            &codes[i],
+            "--user",
+            &user,
+            "--order-id",
+            &order,
+        ];
+        let mut command = env.command(&args);
+        command.stdin(std::process::Stdio::null());
+        children.push((order, command.spawn().unwrap()));
+        std::thread::sleep(Duration::from_millis(rng.random_range(0..8)));
+        // Every other process is killed at a random moment, finished or not.
+        if n % 2 == 1 {
+            let _ = children[n - 1].1.kill();
+        }
+    }
+    let (mut answered, mut killed) = (BTreeSet::new(), 0);
+    for (order, child) in children {
+        let out = child.wait_with_output().unwrap();
+        match out.status.code() {
+            Some(0) => {
+                answered.insert(order);
+            }
+            None => killed += 1,
+            Some(code) => panic!("exit {code}: {}", String::from_utf8_lossy(&out.stderr)),
+        }
+    }
+    eprintln!(
+        "{} redeems answered, {killed} processes killed",
+        answered.len()
+    );
+    assert!(!answered.is_empty() && killed > 0, "{killed} killed");
+    let snapshot = read_back(env);
+    let bad = violations(&snapshot);
+    assert!(bad.is_empty(), "{bad:#?}");
+    let stored: BTreeSet<String> = snapshot
+        .redemptions
+        .iter()
+        .filter_map(|r| r.2.clone())
+        .collect();
+    let lost: Vec<_> = answered.difference(&stored).collect();
+    assert!(lost.is_empty(), "answered but not stored: {lost:?}");
+    // The database takes new work.
+    env.json(&[
+        "redeem",
+        &codes[0],
+        "--user",
+        "user-0",
+        "--order-id",
+        "after",
+    ]);
+}
+
+/// `kill -9` in the middle of a generate leaves the book as it was: no code, no event.
+fn killed_generate_leaves_the_book_as_it_was(env: &Env) {
+    env.json(&[
+        "book",
+        "create",
+        "--name",
+        "Big",
+        "--pattern",
+        "[A-Z0-9]{12}",
+    ]);
+    let before = read_back(env);
+    let mut command = env.command(&["codes", "generate", "1", "--count", "5000000"]);
+    command.stdin(std::process::Stdio::null());
+    let mut child = command.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "generate ended already"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let after = read_back(env);
+    assert!(after.codes.is_empty(), "{} codes left", after.codes.len());
+    assert_eq!(after.events, before.events);
+    env.json(&["codes", "generate", "1", "--count", "10"]);
+}
+
+#[test]
+fn killed_redeems_on_sqlite() {
+    killed_redeems_leave_commits_whole(&Env::new());
+}
+
+#[test]
+fn killed_redeems_on_postgres() {
+    if let Some(env) = Env::postgres("killed_redeems") {
+        killed_redeems_leave_commits_whole(&env);
+    }
+}
+
+#[test]
+fn killed_generate_on_sqlite() {
+    killed_generate_leaves_the_book_as_it_was(&Env::new());
+}
+
+#[test]
+fn killed_generate_on_postgres() {
+    if let Some(env) = Env::postgres("killed_generate") {
+        killed_generate_leaves_the_book_as_it_was(&env);
+    }
 }
 
 #[test]
