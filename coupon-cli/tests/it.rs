@@ -648,12 +648,12 @@ mod cases {
 
 /// The multi-process cases, on a fresh database of each backend.
 macro_rules! on_each_backend {
-    ($($case:ident),* $(,)?) => {
+    ($($module:ident::$case:ident),* $(,)?) => {
         mod on_sqlite {
             $(
                 #[test]
                 fn $case() {
-                    super::cases::$case(&super::Env::new());
+                    super::$module::$case(&super::Env::new());
                 }
             )*
         }
@@ -662,7 +662,7 @@ macro_rules! on_each_backend {
                 #[test]
                 fn $case() {
                     if let Some(env) = super::Env::postgres(stringify!($case)) {
-                        super::cases::$case(&env);
+                        super::$module::$case(&env);
                     }
                 }
             )*
@@ -671,10 +671,13 @@ macro_rules! on_each_backend {
 }
 
 on_each_backend!(
-    walkthrough,
-    twenty_processes_assigning_one_code_leave_one_owner,
-    twenty_four_processes_share_eight_codes_between_eight_users,
-    twelve_processes_for_one_user_stop_at_the_cap,
-    sixteen_processes_redeeming_a_single_use_code_redeem_it_once,
-    killed_import_leaves_the_book_as_it_was,
+    cases::walkthrough,
+    cases::twenty_processes_assigning_one_code_leave_one_owner,
+    cases::twenty_four_processes_share_eight_codes_between_eight_users,
+    cases::twelve_processes_for_one_user_stop_at_the_cap,
+    cases::sixteen_processes_redeeming_a_single_use_code_redeem_it_once,
+    cases::killed_import_leaves_the_book_as_it_was,
+    soak::soak,
+    soak::killed_redeems_leave_commits_whole,
+    soak::killed_generate_leaves_the_book_as_it_was,
 );

@@ -794,7 +794,7 @@ fn violations(db: &Snapshot) -> Vec<String> {
 }
 
 /// The soak race on `env`'s database.
-fn soak(env: &Env) {
+pub(super) fn soak(env: &Env) {
     for book in 1..=rounds() {
         let created = env.json(&[
             "book",
@@ -924,7 +924,7 @@ fn race<S: CouponStore>(env: &Env, coupons: &Coupons<S>) {
 /// `kill -9` during a burst of redeems: every redeem whose process answered is in the
 /// database, and the database holds no half of one (each redemption row has its event, counts
 /// match, seq has no gap).
-fn killed_redeems_leave_commits_whole(env: &Env) {
+pub(super) fn killed_redeems_leave_commits_whole(env: &Env) {
     env.json(&[
         "book",
         "create",
@@ -1001,7 +1001,7 @@ fn killed_redeems_leave_commits_whole(env: &Env) {
 }
 
 /// `kill -9` in the middle of a generate leaves the book as it was: no code, no event.
-fn killed_generate_leaves_the_book_as_it_was(env: &Env) {
+pub(super) fn killed_generate_leaves_the_book_as_it_was(env: &Env) {
     env.json(&[
         "book",
         "create",
@@ -1025,42 +1025,6 @@ fn killed_generate_leaves_the_book_as_it_was(env: &Env) {
     assert!(after.codes.is_empty(), "{} codes left", after.codes.len());
     assert_eq!(after.events, before.events);
     env.json(&["codes", "generate", "1", "--count", "10"]);
-}
-
-#[test]
-fn killed_redeems_on_sqlite() {
-    killed_redeems_leave_commits_whole(&Env::new());
-}
-
-#[test]
-fn killed_redeems_on_postgres() {
-    if let Some(env) = Env::postgres("killed_redeems") {
-        killed_redeems_leave_commits_whole(&env);
-    }
-}
-
-#[test]
-fn killed_generate_on_sqlite() {
-    killed_generate_leaves_the_book_as_it_was(&Env::new());
-}
-
-#[test]
-fn killed_generate_on_postgres() {
-    if let Some(env) = Env::postgres("killed_generate") {
-        killed_generate_leaves_the_book_as_it_was(&env);
-    }
-}
-
-#[test]
-fn soak_on_sqlite() {
-    soak(&Env::new());
-}
-
-#[test]
-fn soak_on_postgres() {
-    if let Some(env) = Env::postgres("soak_on_postgres") {
-        soak(&env);
-    }
 }
 
 /// The checker is not blind: each broken invariant of a hand-made database is reported.
