@@ -470,6 +470,14 @@ impl<S: CouponStore> Coupons<S> {
         self.read(|tx, _| tx.events(after, limit))
     }
 
+    /// Checks that the store answers, with the cheapest read it has.
+    ///
+    /// # Errors
+    /// `backend` (or `conflict`) when it does not.
+    pub fn ping(&self) -> Result<()> {
+        self.read(|tx, _| tx.events(i64::MAX, 1).map(drop))
+    }
+
     /// Streams every code of a book (optionally only those in `state`) to `sink`, in code order,
     /// and returns how many rows were written. The rows are read in one transaction, so they are
     /// a consistent snapshot; the sink's errors stop the export.

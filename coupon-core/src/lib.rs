@@ -36,6 +36,7 @@
 //! |-----------|---------|--------------|
 //! | `testing` | no      | [`testing`]: the conformance suite every store runs, and [`store_tests!`] |
 
+pub mod apikey;
 mod book;
 mod clock;
 mod code;

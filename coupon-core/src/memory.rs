@@ -5,6 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rand::Rng;
 
+use crate::apikey::{ApiKey, ApiKeyId, Role, StoredApiKey};
 use crate::store::{Access, CodeFate, CouponStore, StoreTx, Tally};
 use crate::{
     Book, BookId, BookSettings, CodeRecord, Event, NewEvent, Redemption, Result, Timestamp,
@@ -69,6 +70,7 @@ struct State {
     keys: HashMap<(BookId, String, String), String>,
     redemptions: HashMap<(String, String), Redemption>,
     events: Vec<Event>,
+    api_keys: Vec<StoredApiKey>,
 }
 
 /// A set with O(1) insert, remove and random pick.
@@ -150,6 +152,7 @@ enum Undo {
     Key((BookId, String, String)),
     Redemption((String, String)),
     Event,
+    ApiKey(usize, Option<ApiKey>),
 }
 
 struct MemoryTx<'a> {
@@ -179,6 +182,12 @@ impl Drop for MemoryTx<'_> {
                 }
                 Undo::Event => {
                     state.events.pop();
+                }
+                Undo::ApiKey(i, Some(key)) => {
+                    state.api_keys[i].key = key;
+                }
+                Undo::ApiKey(_, None) => {
+                    state.api_keys.pop();
                 }
             }
         }
@@ -399,5 +408,47 @@ impl StoreTx for MemoryTx<'_> {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    fn insert_api_key(
+        &mut self,
+        name: Option<&str>,
+        role: Role,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<ApiKey> {
+        let key = ApiKey {
+            id: self.state.api_keys.last().map_or(1, |k| k.key.id + 1),
+            name: name.map(str::to_owned),
+            role,
+            created_at: now,
+            revoked_at: None,
+        };
+        self.state.api_keys.push(StoredApiKey {
+            key: key.clone(),
+            hash: hash.to_owned(),
+        });
+        self.undo
+            .push(Undo::ApiKey(self.state.api_keys.len() - 1, None));
+        Ok(key)
+    }
+
+    fn api_keys(&mut self) -> Result<Vec<StoredApiKey>> {
+        Ok(self.state.api_keys.clone())
+    }
+
+    fn revoke_api_key(&mut self, id: ApiKeyId, now: Timestamp) -> Result<Option<ApiKey>> {
+        let Some(i) = self.state.api_keys.iter().position(|k| k.key.id == id) else {
+            return Ok(None);
+        };
+        let key = &mut self.state.api_keys[i].key;
+        if key.revoked_at.is_none() {
+            let old = key.clone();
+            key.revoked_at = Some(now);
+            let key = key.clone();
+            self.undo.push(Undo::ApiKey(i, Some(old)));
+            return Ok(Some(key));
+        }
+        Ok(Some(key.clone()))
     }
 }

@@ -45,6 +45,7 @@
 //! # Ok::<(), coupon_core::Error>(())
 //! ```
 
+use crate::apikey::{ApiKey, ApiKeyId, Role, StoredApiKey};
 use crate::{
     Book, BookId, BookSettings, CodeRecord, Event, NewEvent, Redemption, Result, Timestamp,
 };
@@ -191,4 +192,20 @@ pub trait StoreTx {
 
     /// Up to `limit` events with `seq > after`, in `seq` order.
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<Event>>;
+
+    /// Stores a new API key with `created_at = now`, not revoked, and returns it with its id.
+    fn insert_api_key(
+        &mut self,
+        name: Option<&str>,
+        role: Role,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<ApiKey>;
+
+    /// Every API key, revoked ones included, by id.
+    fn api_keys(&mut self) -> Result<Vec<StoredApiKey>>;
+
+    /// Sets `revoked_at = now` on the key `id` unless it is revoked already, and returns the key
+    /// as it then is; `None` when there is no such key.
+    fn revoke_api_key(&mut self, id: ApiKeyId, now: Timestamp) -> Result<Option<ApiKey>>;
 }

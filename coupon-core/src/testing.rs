@@ -18,6 +18,7 @@
 // Test code: a failed expectation is a failed test.
 #![allow(clippy::unwrap_used)]
 
+pub mod apikeys;
 pub mod books;
 pub mod codes;
 pub mod model;
@@ -259,6 +260,8 @@ macro_rules! store_tests {
             races::redeem_race_same_order_id_counts_once,
             races::lock_race_with_redeem_has_one_owner,
             races::assign_random_race_same_key_gives_one_code,
+            apikeys::api_key_create_lists_it_with_its_hash,
+            apikeys::api_key_revoke_keeps_it_listed,
         );
     };
     (@cases $setup:expr; $($module:ident :: $case:ident),* $(,)?) => {

@@ -53,6 +53,7 @@
 //! Connections keep session state (search path, `lock_timeout`, prepared statements): behind a
 //! connection pooler such as PgBouncer, use session pooling.
 
+mod apikeys;
 mod error;
 mod migrate;
 mod tx;

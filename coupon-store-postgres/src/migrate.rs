@@ -18,8 +18,13 @@ use postgres::Client;
 use crate::error::classify;
 
 /// The migrations, in order. Append only: never edit or reorder an applied one.
-pub(crate) const MIGRATIONS: &[(&str, &str)] =
-    &[("0001_init", include_str!("../migrations/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
+    ("0001_init", include_str!("../migrations/0001_init.sql")),
+    (
+        "0002_api_keys",
+        include_str!("../migrations/0002_api_keys.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -43,6 +43,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::time::Duration;
 
+use coupon_core::apikey::{ApiKey, ApiKeyId, Role, StoredApiKey};
 use coupon_core::store::{CodeFate, StoreTx, Tally};
 use coupon_core::{
     Book, BookId, BookSettings, CodeRecord, Error, ErrorKind, Event, EventKind, Lock, NewEvent,
@@ -181,7 +182,7 @@ const EVENTS: &str = "SELECT seq, at, kind, book_id, code, user_id, data FROM ev
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
-fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T> {
+pub(crate) fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a Row, idx: usize) -> Result<T> {
     row.try_get(idx).map_err(classify)
 }
 
@@ -263,22 +264,26 @@ impl PgTx<'_> {
         Ok(statement)
     }
 
-    fn query(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
+    pub(crate) fn query(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
         let statement = self.statement(sql)?;
         self.tx.query(&statement, params).map_err(classify)
     }
 
-    fn query_opt(&mut self, sql: &'static str, params: Params<'_>) -> Result<Option<Row>> {
+    pub(crate) fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: Params<'_>,
+    ) -> Result<Option<Row>> {
         let statement = self.statement(sql)?;
         self.tx.query_opt(&statement, params).map_err(classify)
     }
 
-    fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> Result<Row> {
+    pub(crate) fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> Result<Row> {
         let statement = self.statement(sql)?;
         self.tx.query_one(&statement, params).map_err(classify)
     }
 
-    fn execute(&mut self, sql: &'static str, params: Params<'_>) -> Result<u64> {
+    pub(crate) fn execute(&mut self, sql: &'static str, params: Params<'_>) -> Result<u64> {
         let statement = self.statement(sql)?;
         self.tx.execute(&statement, params).map_err(classify)
     }
@@ -652,6 +657,24 @@ impl StoreTx for PgTx<'_> {
                 })
             })
             .collect()
+    }
+
+    fn insert_api_key(
+        &mut self,
+        name: Option<&str>,
+        role: Role,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<ApiKey> {
+        self.insert_key(name, role, hash, now)
+    }
+
+    fn api_keys(&mut self) -> Result<Vec<StoredApiKey>> {
+        self.keys()
+    }
+
+    fn revoke_api_key(&mut self, id: ApiKeyId, now: Timestamp) -> Result<Option<ApiKey>> {
+        self.revoke_key(id, now)
     }
 }
 

@@ -28,6 +28,7 @@
 //! # Ok::<(), coupon_core::Error>(())
 //! ```
 
+mod apikeys;
 mod error;
 mod migrate;
 mod tx;

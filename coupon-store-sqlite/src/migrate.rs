@@ -19,6 +19,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0002_lean_redeem_writes",
         include_str!("../migrations/0002_lean_redeem_writes.sql"),
     ),
+    (
+        "0003_api_keys",
+        include_str!("../migrations/0003_api_keys.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use coupon_core::apikey::{ApiKey, ApiKeyId, Role, StoredApiKey};
 use coupon_core::store::{CodeFate, StoreTx, Tally};
 use coupon_core::{
     Book, BookId, BookSettings, CodeRecord, Error, Event, EventKind, Lock, NewEvent, Redemption,
@@ -9,6 +10,7 @@ use coupon_core::{
 };
 use rusqlite::{params, OptionalExtension, Row};
 
+use crate::apikeys;
 use crate::error::classify;
 
 /// One transaction of an [`SqliteStore`](crate::SqliteStore). Write transactions begin with
@@ -82,12 +84,12 @@ pub(crate) fn micros(t: Timestamp) -> i64 {
     t.timestamp_micros()
 }
 
-fn time(micros: i64) -> rusqlite::Result<Timestamp> {
+pub(crate) fn time(micros: i64) -> rusqlite::Result<Timestamp> {
     chrono::DateTime::from_timestamp_micros(micros)
         .ok_or(rusqlite::Error::IntegralValueOutOfRange(0, micros))
 }
 
-fn opt_time(micros: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
+pub(crate) fn opt_time(micros: Option<i64>) -> rusqlite::Result<Option<Timestamp>> {
     micros.map(time).transpose()
 }
 
@@ -494,6 +496,24 @@ impl StoreTx for SqliteTx<'_> {
             Ok(event)
         })
         .collect()
+    }
+
+    fn insert_api_key(
+        &mut self,
+        name: Option<&str>,
+        role: Role,
+        hash: &str,
+        now: Timestamp,
+    ) -> Result<ApiKey> {
+        apikeys::insert(&self.tx, name, role, hash, now)
+    }
+
+    fn api_keys(&mut self) -> Result<Vec<StoredApiKey>> {
+        apikeys::all(&self.tx)
+    }
+
+    fn revoke_api_key(&mut self, id: ApiKeyId, now: Timestamp) -> Result<Option<ApiKey>> {
+        apikeys::revoke(&self.tx, id, now)
     }
 }
 

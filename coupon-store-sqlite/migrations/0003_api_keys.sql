@@ -1,0 +1,11 @@
+-- API keys of the HTTP service: only the SHA-256 of each secret is kept. Keys are revoked,
+-- never deleted.
+
+CREATE TABLE api_keys (
+    id         INTEGER PRIMARY KEY,
+    name       TEXT,
+    role       TEXT    NOT NULL CHECK (role IN ('admin', 'client')),
+    key_hash   TEXT    NOT NULL UNIQUE,
+    created_at INTEGER NOT NULL,
+    revoked_at INTEGER
+);
