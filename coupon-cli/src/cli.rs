@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Args, Parser, Subcommand};
+use coupon_core::apikey::{validate_name, ApiKeyId, Role};
 use coupon_core::{
     normalize_code, validate_lock_ttl, validate_user_id, BookId, BookPatch, BookSettings,
     CodeState, Error, Pattern, RedeemRequest, Timestamp,
@@ -119,6 +120,9 @@ pub enum Command {
     /// A user's coupons.
     #[command(subcommand)]
     User(UserCommand),
+    /// Create, list and revoke the API keys of the HTTP service.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
     /// Read the event log.
     Events {
         /// Read events after this sequence number.
@@ -229,6 +233,28 @@ pub enum CodesCommand {
         /// The codes.
         #[arg(required = true)]
         codes: Vec<String>,
+    },
+}
+
+/// `coupon apikey …`
+#[derive(Debug, Subcommand)]
+pub enum ApikeyCommand {
+    /// Create a key and print it once: only its hash is stored, so it cannot be shown again.
+    Create {
+        /// admin (manages books and codes, reads events) or client (assigns, locks, redeems,
+        /// reads books and a user's coupons).
+        #[arg(long)]
+        role: String,
+        /// A name for people and the request log (1-200 characters).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List every key (without the secret), revoked ones included.
+    List,
+    /// Revoke a key: a running server refuses it within 5 seconds.
+    Revoke {
+        /// The key's id.
+        id: ApiKeyId,
     },
 }
 
@@ -343,6 +369,17 @@ pub enum Request {
         /// Only this state.
         state: Option<CodeState>,
     },
+    /// `apikey create`
+    CreateApiKey {
+        /// The role.
+        role: Role,
+        /// The name.
+        name: Option<String>,
+    },
+    /// `apikey list`
+    ListApiKeys,
+    /// `apikey revoke`
+    RevokeApiKey(ApiKeyId),
     /// `events`
     Events {
         /// After this sequence number.
@@ -511,6 +548,12 @@ impl Command {
                     state: state.as_deref().map(str::parse).transpose()?,
                 }
             }
+            Command::Apikey(ApikeyCommand::Create { role, name }) => Request::CreateApiKey {
+                role: role.parse()?,
+                name: name.as_deref().map(validate_name).transpose()?,
+            },
+            Command::Apikey(ApikeyCommand::List) => Request::ListApiKeys,
+            Command::Apikey(ApikeyCommand::Revoke { id }) => Request::RevokeApiKey(id),
             Command::Events { after, limit } => {
                 if after < 0 {
                     return Err(Error::invalid_input(format!(

@@ -239,6 +239,7 @@ const COUPON_COLUMNS: &[&str] = &[
     "valid_until",
     "locked_until",
 ];
+const API_KEY_COLUMNS: &[&str] = &["id", "name", "role", "created_at", "revoked_at"];
 const EVENT_COLUMNS: &[&str] = &["seq", "at", "kind", "book_id", "code", "user_id", "data"];
 
 fn perform<W: Write>(
@@ -328,6 +329,15 @@ fn perform<W: Write>(
         Request::Events { after, limit } => {
             out.table(&coupons.events(after, limit)?, EVENT_COLUMNS)?;
         }
+        Request::CreateApiKey { role, name } => {
+            let created = coupons.create_api_key(role, name.as_deref())?;
+            out.record(&created)?;
+            if !out.is_json() {
+                eprintln!("Keep the key now: only its hash is stored, it cannot be shown again.");
+            }
+        }
+        Request::ListApiKeys => out.table(&coupons.api_keys()?, API_KEY_COLUMNS)?,
+        Request::RevokeApiKey(id) => out.record(&coupons.revoke_api_key(id)?)?,
     }
     Ok(())
 }

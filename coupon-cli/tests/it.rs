@@ -345,6 +345,39 @@ mod cases {
 
     use super::*;
 
+    /// API keys: created with their secret shown once, listed without it, revoked by id.
+    pub(super) fn apikeys_create_list_revoke(env: &Env) {
+        let admin = env.json(&["apikey", "create", "--role", "admin", "--name", "ops"]);
+        let secret = admin["key"].as_str().unwrap().to_owned();
+        assert!(secret.starts_with("cpn_"), "{admin}");
+        assert_eq!(
+            (admin["role"].as_str(), admin["name"].as_str()),
+            (Some("admin"), Some("ops"))
+        );
+        let client = env.json(&["apikey", "create", "--role", "client"]);
+        assert_eq!(client["name"], Value::Null);
+        let id = client["id"].to_string();
+        let revoked = env.json(&["apikey", "revoke", &id]);
+        assert!(revoked["revoked_at"].is_string(), "{revoked}");
+        let listed = env.json(&["apikey", "list"]);
+        assert_eq!(listed.as_array().unwrap().len(), 2);
+        assert!(listed[0]["revoked_at"].is_null());
+        assert_eq!(listed[1]["revoked_at"], revoked["revoked_at"]);
+        let text = String::from_utf8(env.run(&["apikey", "list"]).stdout).unwrap();
+        assert!(
+            !text.contains(&secret) && !listed.to_string().contains(&secret),
+            "a listing never shows a secret"
+        );
+        assert!(text.contains("ops") && text.contains("client"), "{text}");
+        let (kind, message) = env.fails(&["apikey", "create", "--role", "root"], 5);
+        assert_eq!(kind, "invalid_input", "{message}");
+        let (kind, _) = env.fails(&["apikey", "create", "--role", "admin", "--name", " "], 5);
+        assert_eq!(kind, "invalid_input");
+        let (kind, _) = env.fails(&["apikey", "revoke", "999"], 3);
+        assert_eq!(kind, "not_found");
+        assert_eq!(env.json(&["apikey", "list"]).as_array().unwrap().len(), 2);
+    }
+
     /// The whole job, as the README walks through it.
     pub(super) fn walkthrough(env: &Env) {
         let book = env.json(&[
@@ -671,6 +704,7 @@ macro_rules! on_each_backend {
 }
 
 on_each_backend!(
+    cases::apikeys_create_list_revoke,
     cases::walkthrough,
     cases::twenty_processes_assigning_one_code_leave_one_owner,
     cases::twenty_four_processes_share_eight_codes_between_eight_users,
