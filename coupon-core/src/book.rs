@@ -30,32 +30,53 @@ pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5 * 60);
 /// assert_eq!(settings.max_redemptions_per_user, 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(description = "Everything about a book that its owner chooses.")
+)]
 pub struct BookSettings {
     /// Name, 1–255 characters after trimming (stored trimmed).
     pub name: String,
     /// Free text, at most 10,000 characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub description: Option<String>,
     /// Before this time codes cannot be redeemed or locked (they can be assigned).
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, required = true)
+    )]
     pub valid_from: Option<Timestamp>,
     /// From this time on the book is expired.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, required = true)
+    )]
     pub valid_until: Option<Timestamp>,
     /// How many times the user holding a code may redeem it (≥ 1).
     #[serde(default = "one")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub max_redemptions_per_user: u32,
     /// How many codes of the book one user may hold (`None`: unlimited).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub max_codes_per_user: Option<u32>,
     /// The pattern `generate` draws codes from.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub code_pattern: Option<String>,
     /// Default TTL of a lock, 1 s – 24 h, in whole seconds.
     #[serde(
         default = "default_lock_ttl",
         rename = "lock_ttl_seconds",
         with = "seconds"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = u64, required = true, minimum = 1, maximum = 86400)
     )]
     pub lock_ttl: Duration,
 }
@@ -138,15 +159,19 @@ impl BookSettings {
 
 /// A stored book.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Book {
     /// Assigned by the store.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub id: BookId,
     /// What its owner chose.
     #[serde(flatten)]
     pub settings: BookSettings,
     /// When it was created.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub created_at: Timestamp,
     /// When it was last changed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub updated_at: Timestamp,
 }
 
@@ -171,6 +196,14 @@ impl Book {
 /// assert!(!patch.is_empty());
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "A change to a book: fields left out stay as they are; `null` clears \
+                          an optional setting (`max_codes_per_user: null` is unlimited)."
+    )
+)]
 #[serde(deny_unknown_fields)]
 pub struct BookPatch {
     /// New name.
@@ -181,9 +214,17 @@ pub struct BookPatch {
     pub description: Option<Option<String>>,
     /// New start of validity, or `Some(None)` to clear it.
     #[serde(default, with = "double_option")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime)
+    )]
     pub valid_from: Option<Option<Timestamp>>,
     /// New end of validity, or `Some(None)` to clear it.
     #[serde(default, with = "double_option")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime)
+    )]
     pub valid_until: Option<Option<Timestamp>>,
     /// New redemption limit per user.
     #[serde(default)]
@@ -196,6 +237,10 @@ pub struct BookPatch {
     pub code_pattern: Option<Option<String>>,
     /// New default lock TTL.
     #[serde(default, rename = "lock_ttl_seconds", with = "option_seconds")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<u64>, minimum = 1, maximum = 86400)
+    )]
     pub lock_ttl: Option<Duration>,
 }
 
@@ -238,6 +283,7 @@ impl BookPatch {
 
 /// Live statistics of a book's codes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BookStats {
     /// Every code of the book, void ones included.
     pub codes: u64,
@@ -259,6 +305,7 @@ pub struct BookStats {
 
 /// A book with its live statistics.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BookDetails {
     /// The book.
     #[serde(flatten)]

@@ -71,6 +71,7 @@ impl fmt::Debug for Lock {
 
 /// The state of a code, derived from its facts, its book and the time (SPEC §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CodeState {
     /// In the book, not assigned.
@@ -139,14 +140,17 @@ impl FromStr for CodeState {
 
 /// A code as its holder (or an admin) sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Coupon {
     /// The code.
     pub code: String,
     /// Its book.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub book_id: BookId,
     /// Its book's name.
     pub book_name: String,
     /// The user holding it, if any.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub user_id: Option<String>,
     /// Its state now.
     pub state: CodeState,
@@ -155,10 +159,22 @@ pub struct Coupon {
     /// Redemptions left (0 when void).
     pub remaining: u32,
     /// When it was assigned.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, required = true)
+    )]
     pub assigned_at: Option<Timestamp>,
     /// The end of the book's validity.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, required = true)
+    )]
     pub valid_until: Option<Timestamp>,
     /// When its live lock lapses, if it is locked.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = Option<String>, format = DateTime, required = true)
+    )]
     pub locked_until: Option<Timestamp>,
 }
 
@@ -186,12 +202,14 @@ impl Coupon {
 
 /// A granted lock: present `token` to redeem or unlock the code before `expires_at`.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LockGrant {
     /// The locked code.
     pub code: String,
     /// The secret token of the lock.
     pub token: String,
     /// When the lock lapses.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub expires_at: Timestamp,
 }
 

@@ -6,6 +6,7 @@ use crate::{BookId, Timestamp};
 
 /// What kind of change an event records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     /// A book was created.
@@ -106,20 +107,26 @@ impl NewEvent {
 
 /// A committed event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Position in the log, strictly increasing.
     pub seq: i64,
     /// When the change happened.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub at: Timestamp,
     /// What happened.
     pub kind: EventKind,
     /// To which book.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub book_id: BookId,
     /// To which code.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub code: Option<String>,
     /// For which user.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub user_id: Option<String>,
-    /// Details.
+    /// Details, a JSON object whose fields depend on `kind`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: serde_json::Value,
 }
 

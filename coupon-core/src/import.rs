@@ -59,6 +59,48 @@ impl<S: CouponStore> Coupons<S> {
         rows: impl IntoIterator<Item = ImportRow>,
         skip_invalid: bool,
     ) -> Result<ImportReport> {
+        self.import_rows(book, rows, skip_invalid, "line")
+    }
+
+    /// Adds a list of codes to a book, exactly as [`import_codes`](Coupons::import_codes) does
+    /// with a file, but numbering the rows by their 0-based index in the list: the report's
+    /// [`InvalidRow::line`](crate::InvalidRow::line) is that index, and the error of an
+    /// all-or-nothing import quotes rows as `index N`. This is the HTTP API's import.
+    ///
+    /// # Errors
+    /// `not_found`; `invalid_input` when a code is refused and `skip_invalid` is off.
+    ///
+    /// ```
+    /// use coupon_core::{BookSettings, Coupons, ErrorKind, MemoryStore};
+    /// let coupons = Coupons::new(MemoryStore::new());
+    /// let book = coupons.create_book(&BookSettings::new("Partners"))?;
+    /// let err = coupons.import_list(book.id, ["A-1", "no spaces"], false).unwrap_err();
+    /// assert_eq!(err.kind(), ErrorKind::InvalidInput);
+    /// assert!(err.message().contains("index 1:"), "{}", err.message());
+    /// let report = coupons.import_list(book.id, ["A-1", "no spaces"], true)?;
+    /// assert_eq!((report.inserted, report.invalid[0].line), (1, 1));
+    /// # Ok::<(), coupon_core::Error>(())
+    /// ```
+    pub fn import_list<T: Into<String>>(
+        &self,
+        book: BookId,
+        codes: impl IntoIterator<Item = T>,
+        skip_invalid: bool,
+    ) -> Result<ImportReport> {
+        let rows = (0u64..)
+            .zip(codes)
+            .map(|(index, code)| ImportRow::new(index, code));
+        self.import_rows(book, rows, skip_invalid, "index")
+    }
+
+    /// The import of [`import_codes`](Coupons::import_codes), naming rows by `unit` in errors.
+    fn import_rows(
+        &self,
+        book: BookId,
+        rows: impl IntoIterator<Item = ImportRow>,
+        skip_invalid: bool,
+        unit: &str,
+    ) -> Result<ImportReport> {
         let now = self.now();
         self.store().transaction(Access::Write, |tx| {
             load_book(tx, book)?;
@@ -102,7 +144,7 @@ impl<S: CouponStore> Coupons<S> {
             flush(&mut batch, &mut report)?;
             report.invalid.sort_by_key(|row| row.line);
             if report.invalid_total > 0 && !skip_invalid {
-                return Err(refusal(&report));
+                return Err(refusal(&report, unit));
             }
             if report.inserted > 0 {
                 append(
@@ -121,12 +163,12 @@ impl<S: CouponStore> Coupons<S> {
 }
 
 /// The error of an all-or-nothing import with refused rows.
-fn refusal(report: &ImportReport) -> Error {
+fn refusal(report: &ImportReport, unit: &str) -> Error {
     let quoted: Vec<String> = report
         .invalid
         .iter()
         .take(QUOTED_ROWS)
-        .map(|row| format!("line {}: {}", row.line, row.reason))
+        .map(|row| format!("{unit} {}: {}", row.line, row.reason))
         .collect();
     let more = report.invalid_total.saturating_sub(quoted.len() as u64);
     let mut message = format!(

@@ -35,6 +35,7 @@
 //! | feature   | default | what it adds |
 //! |-----------|---------|--------------|
 //! | `testing` | no      | [`testing`]: the conformance suite every store runs, and [`store_tests!`] |
+//! | `openapi` | no      | `utoipa::ToSchema` on the types the HTTP API answers with ([`Book`], [`Coupon`], [`Event`] …) |
 
 pub mod apikey;
 mod book;

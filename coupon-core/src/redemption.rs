@@ -25,14 +25,17 @@ pub struct Redemption {
 
 /// What a redeem returns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The code used.
     pub code: String,
     /// Who used it.
     pub user_id: String,
     /// The caller's order id.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub order_id: Option<String>,
     /// When.
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = DateTime))]
     pub redeemed_at: Timestamp,
     /// The code's redemption count after this use.
     pub redemptions: u32,

@@ -47,8 +47,10 @@ impl ImportReport {
 
 /// The result of a generation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GenerateReport {
     /// The book the codes were added to.
+    #[cfg_attr(feature = "openapi", schema(value_type = i64))]
     pub book_id: BookId,
     /// Codes added (always the count asked for).
     pub generated: u64,
