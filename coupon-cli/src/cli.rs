@@ -3,6 +3,7 @@
 
 use std::fs::File;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -123,6 +124,17 @@ pub enum Command {
     /// Create, list and revoke the API keys of the HTTP service.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Serve the HTTP API (SPEC §10) on this database until SIGTERM or Ctrl-C.
+    #[command(long_about = SERVE_HELP)]
+    Serve {
+        /// The address to listen on; port 0 picks a free port (the log says which).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        bind: SocketAddr,
+        /// Requests per second each API key may send, with a burst of as many; 0 turns the
+        /// limit off.
+        #[arg(long, default_value_t = 1000)]
+        rate_limit: u32,
+    },
     /// Read the event log.
     Events {
         /// Read events after this sequence number.
@@ -133,6 +145,21 @@ pub enum Command {
         limit: usize,
     },
 }
+
+/// The long help of `coupon serve`.
+const SERVE_HELP: &str = "\
+Serve the HTTP API (SPEC §10) on this database until SIGTERM or Ctrl-C.
+
+Requests need an API key (coupon apikey create --role admin|client), sent as
+Authorization: Bearer KEY; /health and /openapi.json are open. The OpenAPI 3.1 document of every
+endpoint is served at /openapi.json.
+
+Logs are JSON lines on stderr (RUST_LOG sets the level, default info). The first one gives the
+address actually bound: {\"message\":\"listening\",\"address\":\"127.0.0.1:8080\",...}; then one
+line per request with method, route, status, latency and key name.
+
+On SIGTERM or Ctrl-C the server stops accepting, finishes the requests in flight and exits 0. It
+exits 1 when the address cannot be bound or the database cannot be opened.";
 
 /// `coupon book …`
 #[derive(Debug, Subcommand)]
@@ -380,6 +407,8 @@ pub enum Request {
     ListApiKeys,
     /// `apikey revoke`
     RevokeApiKey(ApiKeyId),
+    /// `serve`
+    Serve(coupon_server::ServerConfig),
     /// `events`
     Events {
         /// After this sequence number.
@@ -554,6 +583,11 @@ impl Command {
             },
             Command::Apikey(ApikeyCommand::List) => Request::ListApiKeys,
             Command::Apikey(ApikeyCommand::Revoke { id }) => Request::RevokeApiKey(id),
+            Command::Serve { bind, rate_limit } => Request::Serve(coupon_server::ServerConfig {
+                bind,
+                rate_limit,
+                ..coupon_server::ServerConfig::default()
+            }),
             Command::Events { after, limit } => {
                 if after < 0 {
                     return Err(Error::invalid_input(format!(
@@ -768,6 +802,22 @@ mod tests {
         };
         assert_eq!(patch.valid_until, Some(None));
         assert_eq!(patch.max_codes_per_user, Some(None));
+    }
+
+    #[test]
+    fn serve_flags() {
+        let Ok(Request::Serve(config)) = parse(&["serve"]) else {
+            panic!("not a serve");
+        };
+        assert_eq!(config, coupon_server::ServerConfig::default());
+        let Ok(Request::Serve(config)) =
+            parse(&["serve", "--bind", "0.0.0.0:0", "--rate-limit", "0"])
+        else {
+            panic!("not a serve");
+        };
+        assert_eq!((config.bind.port(), config.rate_limit), (0, 0));
+        assert!(Cli::try_parse_from(["coupon", "serve", "--bind", "localhost"]).is_err());
+        assert!(Cli::try_parse_from(["coupon", "serve", "--rate-limit", "-1"]).is_err());
     }
 
     #[test]

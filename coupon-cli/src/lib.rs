@@ -138,6 +138,15 @@ fn report(error: &CliError, json: bool) {
 pub fn execute(cli: Cli) -> Result<(), CliError> {
     let request = cli.command.validate()?;
     let database = Database::parse(&cli.database.database_url)?;
+    if let Request::Serve(config) = request {
+        let coupons = Coupons::new(database.open_with_pool(SERVE_POOL_SIZE)?);
+        return coupon_server::serve(coupons, config).map_err(|e| {
+            CliError::Io(match e {
+                coupon_server::ServeError::Io(e) => e,
+                other => io::Error::other(other.to_string()),
+            })
+        });
+    }
     let coupons = Coupons::new(database.open()?);
     let mut out = Output::new(io::stdout().lock(), cli.json);
     perform(&coupons, request, &mut out)
@@ -190,17 +199,27 @@ impl Database {
         Ok(Database::File(PathBuf::from(path)))
     }
 
-    /// Opens (creating and migrating) the database, with a pool of at most 2 connections.
+    /// Opens (creating and migrating) the database, with a pool of at most 2 connections: one
+    /// command needs no more.
     ///
     /// # Errors
     /// `backend`; `invalid_input` for a Postgres URL that cannot be read.
     pub fn open(&self) -> Result<Store, Error> {
+        self.open_with_pool(2)
+    }
+
+    /// Opens (creating and migrating) the database, with a pool of at most `pool_size`
+    /// connections, opened on demand (an in-memory database has one).
+    ///
+    /// # Errors
+    /// As [`open`](Database::open).
+    pub fn open_with_pool(&self, pool_size: u32) -> Result<Store, Error> {
         match self {
             Database::Memory => SqliteStore::memory().map(Store::Sqlite),
             Database::File(path) => SqliteStore::open_with(
                 path,
                 SqliteOptions {
-                    pool_size: 2,
+                    pool_size,
                     ..SqliteOptions::default()
                 },
             )
@@ -208,7 +227,7 @@ impl Database {
             Database::Postgres(url) => PostgresStore::open_with(
                 url,
                 PostgresOptions {
-                    pool_size: 2,
+                    pool_size,
                     ..PostgresOptions::default()
                 },
             )
@@ -216,6 +235,9 @@ impl Database {
         }
     }
 }
+
+/// The connections `coupon serve` may open: requests beyond it wait for one.
+pub const SERVE_POOL_SIZE: u32 = 16;
 
 const BOOK_COLUMNS: &[&str] = &[
     "id",
@@ -338,6 +360,7 @@ fn perform<W: Write>(
         }
         Request::ListApiKeys => out.table(&coupons.api_keys()?, API_KEY_COLUMNS)?,
         Request::RevokeApiKey(id) => out.record(&coupons.revoke_api_key(id)?)?,
+        Request::Serve(_) => unreachable!("served by execute"),
     }
     Ok(())
 }

@@ -378,6 +378,100 @@ mod cases {
         assert_eq!(env.json(&["apikey", "list"]).as_array().unwrap().len(), 2);
     }
 
+    /// `coupon serve`: logs the address it bound, serves with API keys, logs one line per
+    /// request without the key, and on SIGTERM finishes the request in flight and exits 0.
+    pub(super) fn serve_until_sigterm(env: &Env) {
+        use std::io::{BufRead, BufReader, Read};
+        use std::net::TcpStream;
+
+        let admin = env.json(&["apikey", "create", "--role", "admin", "--name", "ops"]);
+        let key = admin["key"].as_str().unwrap().to_owned();
+        let mut server = env
+            .command(&["serve", "--bind", "127.0.0.1:0"])
+            .env("RUST_LOG", "info")
+            .spawn()
+            .unwrap();
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        let stderr = BufReader::new(server.stderr.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stderr.lines() {
+                let Ok(line) = line else { break };
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut log = vec![];
+        let address = loop {
+            let line = lines
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("a log line with the address");
+            let record: Value = serde_json::from_str(&line).unwrap();
+            log.push(line);
+            if record["message"] == "listening" {
+                break record["address"].as_str().unwrap().to_owned();
+            }
+        };
+
+        let mut health = TcpStream::connect(&address).unwrap();
+        health
+            .write_all(b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut answer = String::new();
+        health.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+        // A request in flight: its handler asked for the body (100 Continue) when SIGTERM comes.
+        let body = r#"{"name": "Late"}"#;
+        let mut stream = TcpStream::connect(&address).unwrap();
+        write!(
+            stream,
+            "POST /coupons HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\n\
+             Expect: 100-continue\r\n\r\n",
+            body.len()
+        )
+        .unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 100"), "{line}");
+        reader.read_line(&mut line).unwrap();
+        let killed = Command::new("kill")
+            .args(["-TERM", &server.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(killed.success());
+        stream.write_all(body.as_bytes()).unwrap();
+        let mut answer = String::new();
+        reader.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+        assert!(answer.contains(r#""name":"Late""#), "{answer}");
+
+        let status = server.wait().unwrap();
+        assert_eq!(status.code(), Some(0));
+        log.extend(lines.iter());
+        let requests: Vec<Value> = log
+            .iter()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|r| r["message"] == "request")
+            .collect();
+        let created = requests
+            .iter()
+            .find(|r| r["route"] == "/coupons")
+            .expect("a log line for POST /coupons");
+        assert_eq!(
+            (&created["method"], &created["status"], &created["key"]),
+            (&Value::from("POST"), &Value::from(201), &Value::from("ops"))
+        );
+        assert!(created["latency_ms"].is_number() && created["timestamp"].is_string());
+        assert!(
+            !log.iter().any(|l| l.contains(&key)),
+            "the key never reaches the log"
+        );
+        assert_eq!(env.json(&["book", "list"])[0]["name"], "Late");
+    }
+
     /// The whole job, as the README walks through it.
     pub(super) fn walkthrough(env: &Env) {
         let book = env.json(&[
@@ -705,6 +799,7 @@ macro_rules! on_each_backend {
 
 on_each_backend!(
     cases::apikeys_create_list_revoke,
+    cases::serve_until_sigterm,
     cases::walkthrough,
     cases::twenty_processes_assigning_one_code_leave_one_owner,
     cases::twenty_four_processes_share_eight_codes_between_eight_users,
