@@ -37,10 +37,11 @@ pub const DEFAULT_LOCK_TTL: Duration = Duration::from_secs(5 * 60);
 )]
 pub struct BookSettings {
     /// Name, 1–255 characters after trimming (stored trimmed).
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255))]
     pub name: String,
     /// Free text, at most 10,000 characters.
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(required = true))]
+    #[cfg_attr(feature = "openapi", schema(required = true, max_length = 10000))]
     pub description: Option<String>,
     /// Before this time codes cannot be redeemed or locked (they can be assigned).
     #[serde(default)]
@@ -58,11 +59,11 @@ pub struct BookSettings {
     pub valid_until: Option<Timestamp>,
     /// How many times the user holding a code may redeem it (≥ 1).
     #[serde(default = "one")]
-    #[cfg_attr(feature = "openapi", schema(required = true))]
+    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 1))]
     pub max_redemptions_per_user: u32,
     /// How many codes of the book one user may hold (`None`: unlimited).
     #[serde(default)]
-    #[cfg_attr(feature = "openapi", schema(required = true))]
+    #[cfg_attr(feature = "openapi", schema(required = true, minimum = 1))]
     pub max_codes_per_user: Option<u32>,
     /// The pattern `generate` draws codes from.
     #[serde(default)]
@@ -208,9 +209,14 @@ impl Book {
 pub struct BookPatch {
     /// New name.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 255, pattern = r"\S")
+    )]
     pub name: Option<String>,
     /// New description, or `Some(None)` to clear it.
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(max_length = 10000))]
     pub description: Option<Option<String>>,
     /// New start of validity, or `Some(None)` to clear it.
     #[serde(default, with = "double_option")]
@@ -228,9 +234,11 @@ pub struct BookPatch {
     pub valid_until: Option<Option<Timestamp>>,
     /// New redemption limit per user.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_redemptions_per_user: Option<u32>,
     /// New per-user cap, or `Some(None)` for unlimited.
     #[serde(default, with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub max_codes_per_user: Option<Option<u32>>,
     /// New pattern, or `Some(None)` to clear it.
     #[serde(default, with = "double_option")]

@@ -332,32 +332,8 @@ impl Server {
         if self.spec.is_null() {
             return;
         }
-        let Some(operation) = self.spec["paths"][template].get(method.to_ascii_lowercase()) else {
-            // Not an operation of the API (unknown route, wrong method): checked by the caller.
-            return;
-        };
-        let mut response = operation["responses"]
-            .get(reply.status.to_string())
-            .unwrap_or_else(|| {
-                panic!("{method} {template} answered {reply:?}, which it does not document")
-            })
-            .clone();
-        if let Some(reference) = response["$ref"].as_str() {
-            let name = reference.trim_start_matches("#/components/responses/");
-            response = self.spec["components"]["responses"][name].clone();
-        }
-        let Some(schema) = response["content"]["application/json"]["schema"].as_object() else {
-            assert!(
-                reply.body.is_null(),
-                "{method} {template}: undocumented body"
-            );
-            return;
-        };
-        let mut root = schema.clone();
-        root.insert("components".into(), self.spec["components"].clone());
-        let validator = jsonschema::validator_for(&Value::Object(root)).unwrap();
-        if let Err(e) = validator.validate(&reply.body) {
-            panic!("{method} {template} answered {reply:?}, against its schema: {e}");
+        if let Err(e) = documented(&self.spec, method, template, reply) {
+            panic!("{e}");
         }
     }
 
@@ -418,6 +394,72 @@ impl Drop for Server {
             }
         }
     }
+}
+
+/// Whether `reply` is a documented answer of `method template` in `spec`: its status is listed
+/// and its body validates against the listed schema. Other paths and methods are not checked.
+fn documented(spec: &Value, method: &str, template: &str, reply: &Reply) -> Result<(), String> {
+    let Some(operation) = spec["paths"][template].get(method.to_ascii_lowercase()) else {
+        return Ok(());
+    };
+    let mut response = operation["responses"]
+        .get(reply.status.to_string())
+        .ok_or_else(|| {
+            format!("{method} {template} answered {reply:?}, which it does not document")
+        })?
+        .clone();
+    if let Some(reference) = response["$ref"].as_str() {
+        let name = reference.trim_start_matches("#/components/responses/");
+        response = spec["components"]["responses"][name].clone();
+    }
+    let Some(schema) = response["content"]["application/json"]["schema"].as_object() else {
+        return match reply.body {
+            Value::Null => Ok(()),
+            _ => Err(format!(
+                "{method} {template}: undocumented body in {reply:?}"
+            )),
+        };
+    };
+    let mut root = schema.clone();
+    root.insert("components".into(), spec["components"].clone());
+    let validator = jsonschema::validator_for(&Value::Object(root)).unwrap();
+    validator
+        .validate(&reply.body)
+        .map_err(|e| format!("{method} {template} answered {reply:?}, against its schema: {e}"))
+}
+
+/// The check of answers against the document catches what it should.
+#[test]
+fn the_document_check_refuses_wrong_answers() {
+    let spec = serde_json::to_value(coupon_server::openapi::document()).unwrap();
+    let reply = |status: u16, body: Value| Reply {
+        status,
+        headers: BTreeMap::new(),
+        body,
+    };
+    let coupon = json!({
+        "code": "A", "book_id": 1, "book_name": "B", "user_id": null, "state": "available",
+        "redemptions": 0, "remaining": 1, "assigned_at": null, "valid_until": null,
+        "locked_until": null,
+    });
+    let check =
+        |status, body| documented(&spec, "POST", "/coupons/void/{code}", &reply(status, body));
+    assert!(check(200, coupon.clone()).is_ok());
+    let mut missing = coupon.clone();
+    missing.as_object_mut().unwrap().remove("locked_until");
+    assert!(
+        check(200, missing).is_err(),
+        "a field always present is required"
+    );
+    let mut wrong = coupon;
+    wrong["state"] = json!("lost");
+    assert!(check(200, wrong).is_err());
+    assert!(check(409, json!({ "kind": "conflict", "message": "busy" })).is_ok());
+    assert!(check(409, json!({ "kind": "teapot", "message": "" })).is_err());
+    assert!(check(418, json!({ "kind": "conflict", "message": "busy" })).is_err());
+    let problem = json!({ "kind": "forbidden", "message": "no" });
+    let client_route = reply(403, problem);
+    assert!(documented(&spec, "POST", "/coupons/assign", &client_route).is_err());
 }
 
 /// `template` with each `{…}` replaced by the next of `args`, percent-encoded.
@@ -1093,6 +1135,12 @@ mod cases {
         assert!(within_five_seconds(|| show(Some(&created.key)) == 200));
         other.revoke_api_key(created.id).unwrap();
         assert!(within_five_seconds(|| show(Some(&created.key)) == 401));
+
+        // Keys that cannot be reloaded: the last ones loaded stay in force.
+        db.execute("ALTER TABLE api_keys RENAME TO api_keys_elsewhere");
+        std::thread::sleep(Duration::from_millis(600)); // three failed reloads
+        assert_eq!(show(Some(&s.client)), 200);
+        assert_eq!(show(Some(&created.key)), 401);
     }
 
     /// Over the per-key rate limit: 429 with Retry-After, for that key only.
