@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use coupon_core::apikey::ApiKeyId;
-use governor::clock::{Clock, DefaultClock};
+use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 /// A rate limit shared by the requests of each key.
@@ -26,7 +26,7 @@ impl RateLimit {
     pub(crate) fn check(&self, key: ApiKeyId) -> Result<(), Duration> {
         self.limiter
             .check_key(&key)
-            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+            .map_err(|not_until| not_until.wait_time_from(self.limiter.clock().now()))
     }
 
     /// Drops the state of keys that are back to a full bucket, so memory stays bounded.
