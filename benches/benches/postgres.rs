@@ -50,6 +50,7 @@
 //! | `COUPON_BENCH_SECONDS` | 10 | how long each throughput run lasts |
 //! | `COUPON_BENCH_REPEATS` | 3 | how many times each pair is measured |
 //! | `COUPON_BENCH_CLI` | (built) | a `coupon` binary to time instead of building one |
+//! | `COUPON_BENCH_ONLY` | (all) | the measurements to run, comma-separated: `import`, `redeem`, `assign` |
 //!
 //! Without `COUPON_BENCH_CLI` the program runs `cargo build --release -p coupon-cli` (with the
 //! `cargo` that runs the benchmark) and takes `coupon` from the release directory of the
@@ -135,7 +136,12 @@ fn run() -> Res<()> {
             chain(&e)
         )
     })?;
-    let cli = coupon_cli()?;
+    let only = Only::from_env()?;
+    let cli = if only.import {
+        coupon_cli()?
+    } else {
+        PathBuf::new()
+    };
     let dir = std::env::temp_dir().join(format!("coupon-bench-postgres-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
     let mut bench = Bench {
@@ -147,7 +153,46 @@ fn run() -> Res<()> {
         repeats,
     };
     bench.drop_schemas();
-    bench.run_all()
+    bench.run_all(&only)
+}
+
+/// The measurements to run (`COUPON_BENCH_ONLY`).
+struct Only {
+    import: bool,
+    redeem: bool,
+    assign: bool,
+}
+
+impl Only {
+    fn from_env() -> Res<Only> {
+        let Ok(text) = std::env::var("COUPON_BENCH_ONLY") else {
+            return Ok(Only {
+                import: true,
+                redeem: true,
+                assign: true,
+            });
+        };
+        let mut only = Only {
+            import: false,
+            redeem: false,
+            assign: false,
+        };
+        for name in text.split(',').map(str::trim) {
+            match name {
+                "import" => only.import = true,
+                "redeem" => only.redeem = true,
+                "assign" => only.assign = true,
+                _ => {
+                    return Err(format!(
+                        "COUPON_BENCH_ONLY names {name:?}; use import, redeem or assign, \
+                         comma-separated"
+                    )
+                    .into())
+                }
+            }
+        }
+        Ok(only)
+    }
 }
 
 /// Everything the measurements share.
@@ -169,7 +214,7 @@ impl Drop for Bench {
 }
 
 impl Bench {
-    fn run_all(&mut self) -> Res<()> {
+    fn run_all(&mut self, only: &Only) -> Res<()> {
         let started = Instant::now();
         println!(
             "Postgres benchmark on {}: {} repeats, {} s per throughput run",
@@ -179,9 +224,15 @@ impl Bench {
         );
         let mut table = Table::default();
 
-        self.measure_import(&mut table)?;
-        self.measure_redeem(&mut table)?;
-        self.measure_assign(&mut table)?;
+        if only.import {
+            self.measure_import(&mut table)?;
+        }
+        if only.redeem {
+            self.measure_redeem(&mut table)?;
+        }
+        if only.assign {
+            self.measure_assign(&mut table)?;
+        }
 
         println!();
         println!(
