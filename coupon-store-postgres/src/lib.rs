@@ -15,10 +15,16 @@
 //! - **Bulk import with `COPY`:** large batches are copied into a temporary staging table and
 //!   inserted with one plain `INSERT … SELECT` under a savepoint; from the first batch that meets
 //!   a stored code on, with `ON CONFLICT DO NOTHING`. All inside the import's one transaction.
-//! - **An event log in commit order:** `seq` comes from a one-row counter locked until commit,
-//!   so it has no gaps and a reader following the log never misses a late commit. The price:
-//!   the last step of every writing transaction (its events and its commit) takes turns across
-//!   the database, so write throughput is bounded by commit latency.
+//! - **An event log through an outbox:** a writing transaction inserts its events into a
+//!   pending table, numbered by a sequence, without taking any lock, so writers never take
+//!   turns; reading the log first publishes the committed ones, in order, with consecutive
+//!   `seq` under a one-row counter's lock. `seq` has no gaps, holds only committed events, and
+//!   a reader following the log never misses a late commit; an operation that waited for
+//!   another's lock is published after it.
+//! - **Few round trips:** a transaction begins with its first statement; locking a code, its
+//!   book's lock and reading the book are one call (a PL/pgSQL function), and the writes whose
+//!   result nothing waits for (the code, the redemption, the events) are sent with `COMMIT` in
+//!   one message. A redeem is three round trips.
 //! - **Contention is retryable:** serialization failures, deadlocks and lock timeouts are
 //!   `conflict` errors, which the service retries a few times.
 //! - **Migrations** embedded in the binary and applied on open, under an advisory lock, so many

@@ -61,9 +61,10 @@
 //! [`StoreTx::append_event`], [`StoreTx::save_assignment_key`] — are deferred: kept as
 //! `EXECUTE` statements (prepared once per connection with SQL `PREPARE`, their values written
 //! as literals by [`crate::literal`]) and sent in one message with `COMMIT`, or, when another
-//! statement comes first, in one message before it. A redeem of an assigned code is three round trips: `START TRANSACTION`, the code
-//! with its book, and its three writes with `COMMIT`. An error of a deferred write surfaces at
-//! that later round trip and fails the transaction as it would have at once.
+//! statement comes first, in one message before it. A redeem of an assigned code is three round
+//! trips: `START TRANSACTION`, the code with its book, and its three writes with `COMMIT`. An
+//! error of a deferred write surfaces at that later round trip and fails the transaction as it
+//! would have at once.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
