@@ -672,6 +672,65 @@ mod postgres_only {
         assert_eq!(read.settings.name, "after");
     }
 
+    /// An operation on a code takes the code's row lock, then its book's shared lock and reads
+    /// the book, in one call: when it had to wait for a change of the book's settings, it
+    /// applies the changed settings (here the book expired meanwhile, and the assignment is
+    /// refused).
+    #[test]
+    fn an_operation_on_a_code_that_waited_for_a_change_of_settings_sees_the_change() {
+        use coupon_core::store::{Access, CouponStore};
+        let Some(schema) = Schema::new("codewait") else {
+            return;
+        };
+        let coupons = Coupons::new(schema.open());
+        let book = coupons.create_book(&BookSettings::new("open")).unwrap().id;
+        coupons
+            .import_codes(book, rows(["WAIT-1".to_owned()]), false)
+            .unwrap();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let result =
+            std::thread::scope(|s| {
+                let (store, coupons) = (coupons.store(), &coupons);
+                // The book expires, in a change held open before its commit.
+                s.spawn(move || {
+                    store
+                        .transaction(Access::Write, |tx| {
+                            let mut changed = tx.book(book)?.unwrap();
+                            changed.settings.valid_until =
+                                Some(chrono::Utc::now() - chrono::Duration::hours(1));
+                            tx.update_book(&changed)?;
+                            held_tx.send(()).unwrap();
+                            release_rx.recv().unwrap();
+                            Ok(())
+                        })
+                        .unwrap();
+                });
+                held_rx.recv().unwrap();
+                let assign = s.spawn(move || coupons.assign_code("WAIT-1", "ada"));
+                // The assignment waits for the book's lock; then the change commits.
+                let mut client = schema.client();
+                let started = std::time::Instant::now();
+                while client
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                     AND objid = hashtext(current_schema() || '/' || $1::bigint::text)::oid",
+                    &[&book],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
+            {
+                assert!(started.elapsed() < Duration::from_secs(10), "the assignment waits");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+                release_tx.send(()).unwrap();
+                assign.join().unwrap()
+            });
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Expired);
+        assert_eq!(coupons.coupon("WAIT-1").unwrap().user_id, None);
+    }
+
     /// Writers on 6 threads while a reader follows the log: the reader sees every `seq` once, in
     /// order, with no gap — an event that commits later never appears behind the cursor.
     #[test]
