@@ -858,7 +858,8 @@ impl StoreTx for PgTx<'_> {
 
     /// Publishes the committed pending events first. In a read transaction that has not read
     /// yet, that is done in a transaction of its own before this one begins, so that this
-    /// one's snapshot, taken by its first statement, sees them.
+    /// one's snapshot, taken by its first statement, sees them; a session that may not write
+    /// reads what was published.
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<Event>> {
         if self.begun {
             if self.write {
@@ -866,9 +867,13 @@ impl StoreTx for PgTx<'_> {
             }
         } else {
             let statement = self.statement(PUBLISH_EVENTS)?;
-            self.client
-                .query_one(&statement, &[])
-                .map_err(error::begin)?;
+            match self.client.query_one(&statement, &[]) {
+                Ok(_) => {}
+                // A read-only session (a standby, `default_transaction_read_only`) cannot
+                // publish: it reads what was published.
+                Err(e) if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) => {}
+                Err(e) => return Err(error::begin(e)),
+            }
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.query(EVENTS, &[&after, &limit])?

@@ -903,6 +903,31 @@ mod postgres_only {
         assert_eq!(schema.count("SELECT count(*) FROM pending_events"), 0);
     }
 
+    /// A session that may not write (a standby, or here `default_transaction_read_only`) cannot
+    /// publish pending events: it reads the log as published, without an error.
+    #[test]
+    fn a_read_only_session_reads_the_published_log() {
+        let Some(schema) = Schema::new("readonly") else {
+            return;
+        };
+        let coupons = Coupons::new(schema.open());
+        coupons
+            .create_book(&BookSettings::new("published"))
+            .unwrap();
+        assert_eq!(coupons.events(0, 10).unwrap().len(), 1);
+        coupons.create_book(&BookSettings::new("pending")).unwrap();
+        let sep = if schema.url.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{}{sep}options=-c%20default_transaction_read_only%3Don",
+            schema.url
+        );
+        let reader = Coupons::new(PostgresStore::open_with(&url, options(&schema.name)).unwrap());
+        let events = reader.events(0, 10).unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].data["name"], "published");
+        assert_eq!(coupons.events(0, 10).unwrap().len(), 2);
+    }
+
     /// A deferred write that fails (here a second redemption with the same order id) fails the
     /// commit it was sent with: the transaction's other writes and its event are rolled back,
     /// and the connection (the pool's only one) serves the next transaction.
