@@ -65,7 +65,7 @@
 //! `psql` and `pgbench` must be on the `PATH` and the server must answer; otherwise the program
 //! says so and exits with status 1. It works in its own schemas, `coupon_bench_*`, which it
 //! drops before starting (those left over by an interrupted run) and again when it ends, also
-//! after an error. A whole run takes about five minutes.
+//! after an error. A whole run takes four to five minutes.
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -284,7 +284,7 @@ impl Bench {
         let simple = self.write_script("redeem.sql", &pgbench_redeem_simple())?;
         let store = self.write_script("redeem-store.sql", &pgbench_redeem_as_store(book))?;
         let before = self.write_script("redeem-before.sql", &pgbench_redeem_before(book))?;
-        // The informative runs take half as long, to keep the whole run near five minutes.
+        // The informative runs take half as long, to keep the whole run under five minutes.
         let info_seconds = self.seconds.div_ceil(2);
         let (mut ours, mut reference) = (vec![], vec![]);
         let (mut store_sql, mut before_sql) = (vec![], vec![]);
