@@ -798,10 +798,11 @@ mod postgres_only {
         book
     }
 
-    /// Writers on 6 threads redeem the same 3 codes over and over while a follower reads the log
-    /// after its cursor. The follower sees every event once, with no gap in `seq`, and what it
-    /// read is the whole log; each code's `redeemed` events carry its counts 1, 2, 3, … in `seq`
-    /// order: a redeem that waited for another's lock on the code is published after it.
+    /// Writers on 6 threads redeem the same 3 codes over and over while two followers read the
+    /// log after their cursors (each publishing, so publishers meet too). Each follower sees
+    /// every event once, with no gap in `seq`, and what it read is the whole log; each code's
+    /// `redeemed` events carry its counts 1, 2, 3, … in `seq` order: a redeem that waited for
+    /// another's lock on the code is published after it.
     #[test]
     fn events_of_operations_on_one_code_are_published_in_the_order_they_happened() {
         const WRITERS: usize = 6;
@@ -814,7 +815,7 @@ mod postgres_only {
         assigned_book(&coupons, CODES);
         let start = coupons.events(0, MAX_EVENTS_PAGE).unwrap().len() as i64;
         let done = AtomicUsize::new(0);
-        let barrier = Barrier::new(WRITERS + 1);
+        let barrier = Barrier::new(WRITERS + 2);
         let seen = std::thread::scope(|s| {
             for w in 0..WRITERS {
                 let (coupons, done, barrier) = (&coupons, &done, &barrier);
@@ -833,29 +834,39 @@ mod postgres_only {
                     done.fetch_add(1, AtomicOrdering::SeqCst);
                 });
             }
-            let follower = s.spawn(|| {
-                barrier.wait();
-                let mut cursor = start;
-                let mut seen = vec![];
-                loop {
-                    let finished = done.load(AtomicOrdering::SeqCst) == WRITERS;
-                    let page = coupons.events(cursor, 50).unwrap();
-                    for event in &page {
-                        assert_eq!(event.seq, cursor + 1, "no gap after {cursor}");
-                        cursor = event.seq;
-                    }
-                    let empty = page.is_empty();
-                    seen.extend(page);
-                    if finished && empty {
-                        return seen;
-                    }
-                }
-            });
-            follower.join().unwrap()
+            let followers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (coupons, done, barrier) = (&coupons, &done, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        let mut cursor = start;
+                        let mut seen = vec![];
+                        loop {
+                            let finished = done.load(AtomicOrdering::SeqCst) == WRITERS;
+                            let page = coupons.events(cursor, 50).unwrap();
+                            for event in &page {
+                                assert_eq!(event.seq, cursor + 1, "no gap after {cursor}");
+                                cursor = event.seq;
+                            }
+                            let empty = page.is_empty();
+                            seen.extend(page);
+                            if finished && empty {
+                                return seen;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            followers
+                .into_iter()
+                .map(|f| f.join().unwrap())
+                .collect::<Vec<_>>()
         });
-        assert_eq!(seen.len(), WRITERS * EACH);
         let log = coupons.events(start, MAX_EVENTS_PAGE).unwrap();
-        assert_eq!(seen, log, "the follower read the whole log");
+        assert_eq!(log.len(), WRITERS * EACH);
+        for seen in &seen {
+            assert_eq!(seen, &log, "each follower read the whole log");
+        }
         let mut counts = std::collections::HashMap::new();
         for event in &log {
             assert_eq!(event.kind, EventKind::Redeemed);
