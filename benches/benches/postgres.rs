@@ -15,12 +15,13 @@
 //!   fresh schema (made by the store's migrations, with a book) in one transaction: `\copy`
 //!   into a temporary staging table, then one `INSERT INTO codes … SELECT … ORDER BY code`
 //!   filling `book_id`, a random 64-bit `slot` and `created_at` as the store does, and the
-//!   `codes_added` event. (`codes` has no defaults for `book_id` and `slot`, so `\copy` of
-//!   the file straight into it is not possible.) Sorting by code makes the reference fastest
-//!   (the primary key is built in order); it has none of the store's duplicate handling
-//!   (a savepoint per batch, and `ON CONFLICT DO NOTHING RETURNING code` for a batch that
-//!   meets stored codes). The time of ours is the whole process: start,
-//!   connect, read and check the CSV, insert, commit. Target: ours ≤ 1.3 × the reference.
+//!   `codes_added` event into the outbox, as the store does. (`codes` has no defaults for
+//!   `book_id` and `slot`, so `\copy` of the file straight into it is not possible.) Sorting
+//!   by code makes the reference fastest (the primary key is built in order); it has none of
+//!   the store's duplicate handling (a savepoint per batch, and `ON CONFLICT DO NOTHING
+//!   RETURNING code` for a batch that meets stored codes). The time of ours is the whole
+//!   process: start, connect, read and check the CSV, insert, commit. Target: ours ≤ 1.3 × the
+//!   reference.
 //! - **redeem**: redeems per second with 8 workers (threads sharing one `Coupons` over a pool
 //!   of 8 connections) calling `redeem(code, user, &RedeemRequest::default())` on random codes
 //!   of a book of 10,000 codes, each assigned to its user (`max_redemptions_per_user`
@@ -30,9 +31,13 @@
 //!   random number). Target: ours ≥ 0.7 × pgbench. A redeem does more than that reference: it
 //!   also takes the book's lock shared and reads the book, records a redemption and appends an
 //!   event. Two informative rows, from pgbench runs half as long, tell where the difference
-//!   goes: pgbench running the store's own statements of a redeem (the cost of the SQL, without
-//!   our client), and the same statements with the event's `seq` drawn from a sequence instead
-//!   of the store's one-row event counter (the cost of that counter).
+//!   goes: pgbench sending the store's own statements of a redeem in the store's three round
+//!   trips (`BEGIN`; `coupon_lock_code`; the code's `UPDATE`, the redemption's and the event's
+//!   `INSERT` and `COMMIT` pipelined) — the cost of the SQL without our client —, and the same
+//!   beside the statements the store sent before its outbox (eight round trips, the event's
+//!   `seq` from the one-row event counter locked until commit). The redeem runs leave their
+//!   events in the outbox; the time the library then takes to publish them all (one
+//!   `events` call) is printed below the table.
 //! - **assign**: random assignments per second (`assign_random`, a distinct user per call) in a
 //!   fresh book of 200,000 generated codes, with 8 workers beside 1 worker. Target: 8 workers
 //!   at least as fast as 1.
@@ -50,6 +55,7 @@
 //! | `COUPON_BENCH_SECONDS` | 10 | how long each throughput run lasts |
 //! | `COUPON_BENCH_REPEATS` | 3 | how many times each pair is measured |
 //! | `COUPON_BENCH_CLI` | (built) | a `coupon` binary to time instead of building one |
+//! | `COUPON_BENCH_ONLY` | (all) | the measurements to run, comma-separated: `import`, `redeem`, `assign` |
 //!
 //! Without `COUPON_BENCH_CLI` the program runs `cargo build --release -p coupon-cli` (with the
 //! `cargo` that runs the benchmark) and takes `coupon` from the release directory of the
@@ -59,7 +65,7 @@
 //! `psql` and `pgbench` must be on the `PATH` and the server must answer; otherwise the program
 //! says so and exits with status 1. It works in its own schemas, `coupon_bench_*`, which it
 //! drops before starting (those left over by an interrupted run) and again when it ends, also
-//! after an error. A whole run takes about five minutes.
+//! after an error. A whole run takes four to five minutes.
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -99,8 +105,6 @@ const IMPORT_OURS: &str = "coupon_bench_import_ours";
 const IMPORT_REF: &str = "coupon_bench_import_ref";
 const REDEEM: &str = "coupon_bench_redeem";
 const ASSIGN: &str = "coupon_bench_assign";
-/// The sequence of the informative redeem script that does without the event counter.
-const EVENT_SEQUENCE: &str = "coupon_bench_redeem.bench_event_seq";
 const SCHEMAS: [&str; 4] = [IMPORT_OURS, IMPORT_REF, REDEEM, ASSIGN];
 
 fn main() -> ExitCode {
@@ -135,7 +139,12 @@ fn run() -> Res<()> {
             chain(&e)
         )
     })?;
-    let cli = coupon_cli()?;
+    let only = Only::from_env()?;
+    let cli = if only.import {
+        coupon_cli()?
+    } else {
+        PathBuf::new()
+    };
     let dir = std::env::temp_dir().join(format!("coupon-bench-postgres-{}", std::process::id()));
     fs::create_dir_all(&dir)?;
     let mut bench = Bench {
@@ -147,7 +156,46 @@ fn run() -> Res<()> {
         repeats,
     };
     bench.drop_schemas();
-    bench.run_all()
+    bench.run_all(&only)
+}
+
+/// The measurements to run (`COUPON_BENCH_ONLY`).
+struct Only {
+    import: bool,
+    redeem: bool,
+    assign: bool,
+}
+
+impl Only {
+    fn from_env() -> Res<Only> {
+        let Ok(text) = std::env::var("COUPON_BENCH_ONLY") else {
+            return Ok(Only {
+                import: true,
+                redeem: true,
+                assign: true,
+            });
+        };
+        let mut only = Only {
+            import: false,
+            redeem: false,
+            assign: false,
+        };
+        for name in text.split(',').map(str::trim) {
+            match name {
+                "import" => only.import = true,
+                "redeem" => only.redeem = true,
+                "assign" => only.assign = true,
+                _ => {
+                    return Err(format!(
+                        "COUPON_BENCH_ONLY names {name:?}; use import, redeem or assign, \
+                         comma-separated"
+                    )
+                    .into())
+                }
+            }
+        }
+        Ok(only)
+    }
 }
 
 /// Everything the measurements share.
@@ -169,7 +217,7 @@ impl Drop for Bench {
 }
 
 impl Bench {
-    fn run_all(&mut self) -> Res<()> {
+    fn run_all(&mut self, only: &Only) -> Res<()> {
         let started = Instant::now();
         println!(
             "Postgres benchmark on {}: {} repeats, {} s per throughput run",
@@ -179,9 +227,15 @@ impl Bench {
         );
         let mut table = Table::default();
 
-        self.measure_import(&mut table)?;
-        self.measure_redeem(&mut table)?;
-        self.measure_assign(&mut table)?;
+        if only.import {
+            self.measure_import(&mut table)?;
+        }
+        if only.redeem {
+            self.measure_redeem(&mut table)?;
+        }
+        if only.assign {
+            self.measure_assign(&mut table)?;
+        }
 
         println!();
         println!(
@@ -228,13 +282,12 @@ impl Bench {
     fn measure_redeem(&mut self, table: &mut Table) -> Res<()> {
         let (coupons, book) = self.redeem_setup()?;
         let simple = self.write_script("redeem.sql", &pgbench_redeem_simple())?;
-        let store = self.write_script("redeem-store.sql", &pgbench_redeem_as_store(book, true))?;
-        let unlocked =
-            self.write_script("redeem-sequence.sql", &pgbench_redeem_as_store(book, false))?;
-        // The informative runs take half as long, to keep the whole run near five minutes.
+        let store = self.write_script("redeem-store.sql", &pgbench_redeem_as_store(book))?;
+        let before = self.write_script("redeem-before.sql", &pgbench_redeem_before(book))?;
+        // The informative runs take half as long, to keep the whole run under five minutes.
         let info_seconds = self.seconds.div_ceil(2);
         let (mut ours, mut reference) = (vec![], vec![]);
-        let (mut store_sql, mut sequence_sql) = (vec![], vec![]);
+        let (mut store_sql, mut before_sql) = (vec![], vec![]);
         for round in 0..self.repeats {
             for side in order(round) {
                 if side == 0 {
@@ -252,10 +305,25 @@ impl Bench {
             let rate = self.pgbench(REDEEM, &store, info_seconds)?;
             println!("redeem {round}: pgbench, the store's statements       {rate:8.0}/s");
             store_sql.push(rate);
-            let rate = self.pgbench(REDEEM, &unlocked, info_seconds)?;
-            println!("redeem {round}: pgbench, same with a sequence for seq {rate:8.0}/s");
-            sequence_sql.push(rate);
+            let rate = self.pgbench(REDEEM, &before, info_seconds)?;
+            println!("redeem {round}: pgbench, the statements sent before   {rate:8.0}/s");
+            before_sql.push(rate);
         }
+        let pending: i64 = self
+            .admin
+            .query_one(
+                &format!("SELECT count(*) FROM {REDEEM}.pending_events"),
+                &[],
+            )?
+            .try_get(0)?;
+        let start = Instant::now();
+        coupons.events(0, 1)?;
+        let took = start.elapsed().as_secs_f64();
+        table.note(format!(
+            "Publishing the events of the redeem runs: the library's next `events` call moved \
+             {pending} pending events into the log in {took:.2} s ({:.0}/s).",
+            pending as f64 / took
+        ));
         drop(coupons);
         let (ours, reference) = (median(&mut ours), median(&mut reference));
         table.push(Row {
@@ -267,18 +335,18 @@ impl Bench {
         });
         let store_sql = median(&mut store_sql);
         table.push(Row {
-            what: "(information) redeem, 8 workers: library vs pgbench running the store's 8 statements",
+            what: "(information) redeem, 8 workers: library vs pgbench sending the store's statements in its 3 round trips",
             ours: format!("{ours:.0}/s"),
             reference: format!("{store_sql:.0}/s"),
             ratio: ours / store_sql,
             target: None,
         });
-        let sequence_sql = median(&mut sequence_sql);
+        let before_sql = median(&mut before_sql);
         table.push(Row {
-            what: "(information) pgbench, the store's statements: event seq from the counter vs from a sequence",
+            what: "(information) pgbench, the store's statements: now (3 round trips, outbox) vs before (8, event counter)",
             ours: format!("{store_sql:.0}/s"),
-            reference: format!("{sequence_sql:.0}/s"),
-            ratio: store_sql / sequence_sql,
+            reference: format!("{before_sql:.0}/s"),
+            ratio: store_sql / before_sql,
             target: None,
         });
         self.drop_schema(REDEEM);
@@ -353,10 +421,9 @@ impl Bench {
                  INSERT INTO codes (code, book_id, slot, created_at)\n  \
                    SELECT code, {book}, ((random() * 2 - 1) * 9.2e18)::bigint, now()\n  \
                    FROM staging ORDER BY code;\n\
-                 WITH next AS (UPDATE event_counter SET last = last + 1 RETURNING last)\n  \
-                   INSERT INTO events (seq, at, kind, book_id, data)\n  \
-                   SELECT last, now(), 'codes_added', {book}, \
-                   '{{\"count\": {IMPORT_CODES}, \"source\": \"import\"}}' FROM next;\n\
+                 INSERT INTO pending_events (at, kind, book_id, data)\n  \
+                   VALUES (now(), 'codes_added', {book}, \
+                   '{{\"count\": {IMPORT_CODES}, \"source\": \"import\"}}');\n\
                  COMMIT;\n"
             ),
         )?;
@@ -415,10 +482,6 @@ impl Bench {
             Ok::<(), Box<dyn Error + Send + Sync>>(())
         })?;
         self.analyze(REDEEM)?;
-        self.admin.batch_execute(&format!(
-            "CREATE SEQUENCE {EVENT_SEQUENCE} START {}",
-            1_i64 << 40
-        ))?;
         Ok((coupons, book.id))
     }
 
@@ -622,30 +685,40 @@ fn pgbench_redeem_simple() -> String {
     )
 }
 
-/// What the store sends for one redeem of an assigned code, statement by statement: lock and
-/// read the code, take the book's lock shared and read the book, save the code, record the
-/// redemption, append the event (locking the event counter until commit), commit. With
-/// `counter` false the event's `seq` comes from a sequence instead (no lock held to commit):
-/// not what the store does, but it measures what the counter costs.
-fn pgbench_redeem_as_store(book: BookId, counter: bool) -> String {
-    let append = if counter {
-        format!(
-            "WITH next AS (UPDATE event_counter SET last = last + 1 RETURNING last) \
-             INSERT INTO events (seq, at, kind, book_id, code, user_id, data) \
-             SELECT last, now(), 'redeemed', {book}, 'C-' || lpad(:id::text, 8, '0'), \
-             'U-' || lpad(:id::text, 8, '0'), \
-             '{{\"order_id\": null, \"context\": null, \"redemptions\": 1}}' FROM next \
-             RETURNING seq;"
-        )
-    } else {
-        format!(
-            "INSERT INTO events (seq, at, kind, book_id, code, user_id, data) \
-             SELECT nextval('{EVENT_SEQUENCE}'), now(), 'redeemed', {book}, \
-             'C-' || lpad(:id::text, 8, '0'), 'U-' || lpad(:id::text, 8, '0'), \
-             '{{\"order_id\": null, \"context\": null, \"redemptions\": 1}}' \
-             RETURNING seq;"
-        )
-    };
+/// What the store sends for one redeem of an assigned code, in its three round trips:
+/// `BEGIN`; lock the code, take its book's lock shared and read the book (`coupon_lock_code`);
+/// save the code, record the redemption, put the event into the outbox and commit, pipelined
+/// (the store sends these four in one message).
+fn pgbench_redeem_as_store(book: BookId) -> String {
+    format!(
+        "\\set id random(1, {REDEEM_CODES})\n\
+         BEGIN ISOLATION LEVEL READ COMMITTED;\n\
+         SELECT (c).code, (c).book_id, (c).owner, (c).assigned_at, (c).redemptions, \
+         (c).lock_token, (c).lock_expires_at, (c).voided_at, (b).id, (b).name, (b).description, \
+         (b).valid_from, (b).valid_until, (b).max_redemptions_per_user, (b).max_codes_per_user, \
+         (b).code_pattern, (b).lock_ttl_seconds, (b).created_at, (b).updated_at \
+         FROM coupon_lock_code('C-' || lpad(:id::text, 8, '0'));\n\
+         \\startpipeline\n\
+         UPDATE codes SET owner = 'U-' || lpad(:id::text, 8, '0'), assigned_at = assigned_at, \
+         redemptions = redemptions + 1, lock_token = NULL, lock_expires_at = NULL, \
+         voided_at = NULL WHERE code = 'C-' || lpad(:id::text, 8, '0');\n\
+         INSERT INTO redemptions (code, user_id, order_id, context, redeemed_at, redemptions, \
+         remaining) VALUES ('C-' || lpad(:id::text, 8, '0'), 'U-' || lpad(:id::text, 8, '0'), \
+         NULL, NULL, now(), 1, 999999);\n\
+         INSERT INTO pending_events (at, kind, book_id, code, user_id, data) \
+         VALUES (now(), 'redeemed', {book}, 'C-' || lpad(:id::text, 8, '0'), \
+         'U-' || lpad(:id::text, 8, '0'), \
+         '{{\"order_id\": null, \"context\": null, \"redemptions\": 1}}');\n\
+         COMMIT;\n\
+         \\endpipeline\n"
+    )
+}
+
+/// What the store sent for one redeem of an assigned code before its event outbox, statement
+/// by statement: lock and read the code, take the book's lock shared, read the book, save the
+/// code, record the redemption, append the event (locking the one-row event counter until
+/// commit), commit.
+fn pgbench_redeem_before(book: BookId) -> String {
     format!(
         "\\set id random(1, {REDEEM_CODES})\n\
          BEGIN ISOLATION LEVEL READ COMMITTED;\n\
@@ -662,7 +735,12 @@ fn pgbench_redeem_as_store(book: BookId, counter: bool) -> String {
          INSERT INTO redemptions (code, user_id, order_id, context, redeemed_at, redemptions, \
          remaining) VALUES ('C-' || lpad(:id::text, 8, '0'), 'U-' || lpad(:id::text, 8, '0'), \
          NULL, NULL, now(), 1, 999999);\n\
-         {append}\n\
+         WITH next AS (UPDATE event_counter SET last = last + 1 RETURNING last) \
+         INSERT INTO events (seq, at, kind, book_id, code, user_id, data) \
+         SELECT last, now(), 'redeemed', {book}, 'C-' || lpad(:id::text, 8, '0'), \
+         'U-' || lpad(:id::text, 8, '0'), \
+         '{{\"order_id\": null, \"context\": null, \"redemptions\": 1}}' FROM next \
+         RETURNING seq;\n\
          COMMIT;\n"
     )
 }
@@ -807,11 +885,17 @@ struct Row {
 #[derive(Default)]
 struct Table {
     rows: Vec<Row>,
+    notes: Vec<String>,
 }
 
 impl Table {
     fn push(&mut self, row: Row) {
         self.rows.push(row);
+    }
+
+    /// A line printed below the table.
+    fn note(&mut self, text: String) {
+        self.notes.push(text);
     }
 
     fn print(&self) {
@@ -832,6 +916,9 @@ impl Table {
                 "| {} | {} | {} | {:.2}× | {target} | {met} |",
                 row.what, row.ours, row.reference, row.ratio
             );
+        }
+        for note in &self.notes {
+            let _ = writeln!(text, "\n{note}");
         }
         print!("{text}");
     }

@@ -392,13 +392,13 @@ impl StoreTx for MemoryTx<'_> {
         Ok(())
     }
 
-    fn append_event(&mut self, event: &NewEvent, at: Timestamp) -> Result<i64> {
+    fn append_event(&mut self, event: &NewEvent, at: Timestamp) -> Result<()> {
         let seq = self.state.events.last().map_or(1, |e| e.seq + 1);
         self.state
             .events
             .push(Event::from_new(seq, at, event.clone()));
         self.undo.push(Undo::Event);
-        Ok(seq)
+        Ok(())
     }
 
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<Event>> {

@@ -187,8 +187,10 @@ pub trait StoreTx {
     /// Stores a redemption. (`code`, `order_id`) is unique when `order_id` is set.
     fn insert_redemption(&mut self, redemption: &Redemption) -> Result<()>;
 
-    /// Appends an event at `at` and returns its `seq`, greater than every committed one.
-    fn append_event(&mut self, event: &NewEvent, at: Timestamp) -> Result<i64>;
+    /// Appends an event at `at`. Once this transaction commits, the event is in the log with a
+    /// `seq` greater than that of every event committed before it; a store may give it that
+    /// `seq` only then (so none is returned here).
+    fn append_event(&mut self, event: &NewEvent, at: Timestamp) -> Result<()>;
 
     /// Up to `limit` events with `seq > after`, in `seq` order.
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<Event>>;

@@ -15,10 +15,16 @@
 //! - **Bulk import with `COPY`:** large batches are copied into a temporary staging table and
 //!   inserted with one plain `INSERT … SELECT` under a savepoint; from the first batch that meets
 //!   a stored code on, with `ON CONFLICT DO NOTHING`. All inside the import's one transaction.
-//! - **An event log in commit order:** `seq` comes from a one-row counter locked until commit,
-//!   so it has no gaps and a reader following the log never misses a late commit. The price:
-//!   the last step of every writing transaction (its events and its commit) takes turns across
-//!   the database, so write throughput is bounded by commit latency.
+//! - **An event log through an outbox:** a writing transaction inserts its events into a
+//!   pending table, numbered by a sequence, without taking any lock, so writers never take
+//!   turns; reading the log first publishes the committed ones, in order, with consecutive
+//!   `seq` under a one-row counter's lock. `seq` has no gaps, holds only committed events, and
+//!   a reader following the log never misses a late commit; an operation that waited for
+//!   another's lock is published after it.
+//! - **Few round trips:** a transaction begins with its first statement; locking a code, its
+//!   book's lock and reading the book are one call (a PL/pgSQL function), and the writes whose
+//!   result nothing waits for (the code, the redemption, the events) are sent with `COMMIT` in
+//!   one message. A redeem is three round trips.
 //! - **Contention is retryable:** serialization failures, deadlocks and lock timeouts are
 //!   `conflict` errors, which the service retries a few times.
 //! - **Migrations** embedded in the binary and applied on open, under an advisory lock, so many
@@ -55,10 +61,11 @@
 
 mod apikeys;
 mod error;
+mod literal;
 mod migrate;
 mod tx;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -66,7 +73,7 @@ use std::time::Duration;
 use coupon_core::store::{Access, CouponStore, StoreTx};
 use coupon_core::{Error, ErrorKind, Result};
 use postgres::config::Host;
-use postgres::{IsolationLevel, NoTls, Statement};
+use postgres::{NoTls, Statement};
 use r2d2::ManageConnection;
 use r2d2_postgres::PostgresConnectionManager;
 
@@ -194,29 +201,21 @@ impl CouponStore for PostgresStore {
         f: impl FnOnce(&mut dyn StoreTx) -> Result<T>,
     ) -> Result<T> {
         let mut conn = self.connection()?;
-        let Conn { client, statements } = &mut *conn;
-        let builder = client.build_transaction();
-        let builder = match access {
-            Access::Write => builder.isolation_level(IsolationLevel::ReadCommitted),
-            Access::Read => builder
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true),
-        };
-        let tx = builder
-            .start()
-            .map_err(|e| located(&self.location, error::begin(e)))?;
-        let mut stx = tx::PgTx {
-            tx,
+        let Conn {
+            client,
             statements,
-            write: access == Access::Write,
-            staging: false,
-            careful: false,
-            book_update_wait: self.book_update_wait.as_deref(),
-        };
+            prepared,
+        } = &mut *conn;
+        // Begun on the server by its first statement; rolled back when dropped uncommitted.
+        let mut stx = tx::PgTx::new(
+            client,
+            statements,
+            prepared,
+            access == Access::Write,
+            self.book_update_wait.as_deref(),
+        );
         let value = f(&mut stx).map_err(|e| located(&self.location, e))?;
-        stx.tx
-            .commit()
-            .map_err(|e| located(&self.location, error::classify(e)))?;
+        stx.commit().map_err(|e| located(&self.location, e))?;
         Ok(value)
     }
 }
@@ -224,7 +223,10 @@ impl CouponStore for PostgresStore {
 /// A pooled connection: the client and its prepared statements.
 pub(crate) struct Conn {
     client: postgres::Client,
+    /// Statements prepared by the driver, by their SQL.
     statements: HashMap<&'static str, Statement>,
+    /// Statements prepared with SQL `PREPARE` (the deferred writes), by name.
+    prepared: HashSet<&'static str>,
 }
 
 /// Opens connections and sets up their session (search path, lock timeout).
@@ -246,14 +248,18 @@ impl ManageConnection for Manager {
             return Ok(conn);
         }
         let mut client = self.inner.connect()?;
+        // standard_conforming_strings: the deferred writes' literals rely on it (see
+        // `literal`); it is the server's default, but a server or role may say otherwise.
         client.execute(
             "SELECT set_config('lock_timeout', $1, false), \
-             set_config('search_path', coalesce($2, current_setting('search_path')), false)",
+             set_config('search_path', coalesce($2, current_setting('search_path')), false), \
+             set_config('standard_conforming_strings', 'on', false)",
             &[&self.lock_timeout, &self.search_path],
         )?;
         Ok(Conn {
             client,
             statements: HashMap::new(),
+            prepared: HashSet::new(),
         })
     }
 

@@ -24,6 +24,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "0002_api_keys",
         include_str!("../migrations/0002_api_keys.sql"),
     ),
+    (
+        "0003_event_outbox",
+        include_str!("../migrations/0003_event_outbox.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

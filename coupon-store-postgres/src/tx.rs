@@ -6,18 +6,24 @@
 //! after a lock sees what the previous holder committed:
 //!
 //! - [`StoreTx::code`] locks the code's row (`FOR UPDATE`): everything done to one code is
-//!   serialized.
+//!   serialized. In the same call (the function `coupon_lock_code`) it then takes the code's
+//!   book's lock shared and reads the book, as [`StoreTx::book`] does: every operation on a code
+//!   goes on to read its book.
 //! - [`StoreTx::held_codes`] locks the (book, user) row of `book_users` (`FOR UPDATE`, after
-//!   inserting it if it is the user's first time), then counts: two first assignments of one user
-//!   queue on that row although no code row of the user exists yet.
+//!   inserting it if it is the user's first time), then counts, in one call (`coupon_hold`):
+//!   two first assignments of one user queue on that row although no code row of the user exists
+//!   yet.
 //! - [`StoreTx::claim_random`] takes the first available code at or after a random `slot`
 //!   (wrapping around) in the partial index `codes_available`, `FOR UPDATE SKIP LOCKED`:
 //!   concurrent claims take different codes without waiting for each other.
 //! - [`StoreTx::book`] takes the book's lock in *shared* mode before reading it: a
 //!   transaction-scoped advisory lock keyed by the schema and the book id
-//!   (`pg_advisory_xact_lock_shared`). No other transaction can change the book's settings while
-//!   an operation relies on them, yet operations on one book run side by side — an exclusive
-//!   lock would queue every assignment of a campaign behind the others and behind any import.
+//!   (`pg_advisory_xact_lock_shared`), taken and followed by the read in one call
+//!   (`coupon_share_book`). No other transaction can change the book's settings while an
+//!   operation relies on them, yet operations on one book run side by side — an exclusive lock
+//!   would queue every assignment of a campaign behind the others and behind any import. As no
+//!   other transaction can change it until this one ends, a book read under its lock is
+//!   remembered, and read again from the transaction's memory.
 //!   [`StoreTx::update_book`] takes the same lock in exclusive mode before its `UPDATE`: it waits
 //!   for the operations in flight, and the operations that arrive meanwhile queue behind it, so a
 //!   change of settings is not starved by a busy campaign (Postgres queues advisory locks fairly,
@@ -25,19 +31,40 @@
 //!   `conflict` then), so that a change tried during a long import does not hold up the book's
 //!   operations for long. Two changes of one book that meet holding the shared lock are an
 //!   upgrade deadlock, which Postgres detects at once; the service retries the loser.
-//! - [`StoreTx::append_event`] takes the next `seq` from the one-row `event_counter`
-//!   (`UPDATE … RETURNING`), whose row lock is held until commit: `seq` is handed out in commit
-//!   order without gaps, so a reader following the log after a cursor never misses an event that
-//!   commits later with a smaller `seq`. The service appends events last, so the counter is held
-//!   only for the end of a transaction and its commit.
+//! - In each of these calls, the read that follows a lock is a statement of its own (PL/pgSQL
+//!   takes a fresh snapshot for each statement of a function): it sees what the previous
+//!   holder committed. One SQL statement that took a lock and read would read with a snapshot
+//!   from before it waited.
+//! - [`StoreTx::append_event`] takes no lock: the event goes into the outbox `pending_events`,
+//!   numbered by an identity. Reading the log ([`StoreTx::events`]) first publishes the
+//!   committed pending events (`coupon_publish_events`): under the row lock of the one-row
+//!   `event_counter`, it moves them into `events` in the order of their numbers, with the next
+//!   consecutive `seq`. So `seq` is strictly increasing without gaps, only committed events
+//!   have one, and an event that commits after a reader's cursor is published above it: a
+//!   follower never misses one. An operation appends its events last, after its locks, so one
+//!   that waited for another's lock, or began after it committed, is numbered and published
+//!   after it. Only publishers take the counter's lock, and only for their own short
+//!   transaction: writers do not take turns.
 //!
-//! Row locks are always taken code → (book, user) → event counter (a random claim takes the
-//! (book, user) row first, but never waits for a code), so operations do not deadlock each
-//! other; should Postgres still report a deadlock, a serialization failure or a lock timeout, the
-//! error is a retryable `conflict`.
+//! Locks are always taken code → book (shared) → (book, user) (a random claim takes the book
+//! and the (book, user) row first, but never waits for a code), so operations do not deadlock
+//! each other; should Postgres still report a deadlock, a serialization failure or a lock
+//! timeout, the error is a retryable `conflict`.
 //!
 //! Read transactions are `REPEATABLE READ READ ONLY`: every statement of one sees the same
 //! snapshot (an export's pages, a book and its statistics), and they never take row locks.
+//!
+//! # Round trips
+//!
+//! A transaction begins on the server with its first statement. The writes whose result nothing
+//! waits for — [`StoreTx::save_code`], [`StoreTx::insert_redemption`],
+//! [`StoreTx::append_event`], [`StoreTx::save_assignment_key`] — are deferred: kept as
+//! `EXECUTE` statements (prepared once per connection with SQL `PREPARE`, their values written
+//! as literals by [`crate::literal`]) and sent in one message with `COMMIT`, or, when another
+//! statement comes first, in one message before it. A redeem of an assigned code is three round
+//! trips: `START TRANSACTION`, the code with its book, and its three writes with `COMMIT`. An
+//! error of a deferred write surfaces at that later round trip and fails the transaction as it
+//! would have at once.
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -51,24 +78,38 @@ use coupon_core::{
 };
 use postgres::error::SqlState;
 use postgres::types::ToSql;
-use postgres::{Row, Statement};
+use postgres::{Client, Row, Statement};
 
-use crate::error::{classify, out_of_range};
+use crate::error::{self, classify, out_of_range};
+use crate::literal::{push_execute, Lit};
 
-/// One transaction of a [`PostgresStore`](crate::PostgresStore), with its connection's cache
-/// of prepared statements.
+/// One transaction of a [`PostgresStore`](crate::PostgresStore) on one pooled connection, with
+/// the connection's prepared statements.
+///
+/// The transaction begins on the server with its first statement (so that a read of the event
+/// log can publish pending events before its snapshot is taken), and it keeps the writes whose
+/// result nothing waits for (see [`PgTx::defer`]) until the next statement or the commit.
+/// Dropped without [`PgTx::commit`], it is rolled back.
 pub(crate) struct PgTx<'c> {
-    pub(crate) tx: postgres::Transaction<'c>,
-    pub(crate) statements: &'c mut HashMap<&'static str, Statement>,
+    client: &'c mut Client,
+    statements: &'c mut HashMap<&'static str, Statement>,
+    /// The deferred writes prepared (SQL `PREPARE`) on this connection.
+    prepared: &'c mut HashSet<&'static str>,
     /// Whether this is a write transaction (row locks are taken only in those).
-    pub(crate) write: bool,
+    write: bool,
+    /// Whether the transaction has begun on the server and not ended yet.
+    begun: bool,
+    /// Deferred writes: `EXECUTE …;` statements not sent yet.
+    deferred: String,
+    /// The books this write transaction holds the shared lock of, as it read them.
+    books: Vec<Book>,
     /// Whether the staging table of bulk inserts exists in this transaction.
-    pub(crate) staging: bool,
+    staging: bool,
     /// Whether a staged batch of this transaction met a stored code: its later batches go
     /// straight to the careful insert (see [`StoreTx::add_codes`]).
-    pub(crate) careful: bool,
+    careful: bool,
     /// The `lock_timeout` for taking a book's lock exclusively, when shorter than the session's.
-    pub(crate) book_update_wait: Option<&'c str>,
+    book_update_wait: Option<&'c str>,
 }
 
 /// The longest a change of a book's settings waits for its exclusive lock. Operations that
@@ -104,9 +145,11 @@ const INSERT_BOOK: &str = "INSERT INTO books (name, description, valid_from, val
      max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, \
      updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9) RETURNING id";
 const BOOK: &str = book_select!("WHERE id = $1");
-/// The book's lock, shared: taken by every write transaction that reads the book.
-const SHARE_BOOK: &str = "SELECT pg_advisory_xact_lock_shared($1, \
-     hashtext(current_schema() || '/' || $2::bigint::text))";
+/// The book's lock, shared, then the book: what every write transaction does before it relies on
+/// a book's settings.
+const SHARE_BOOK: &str = "SELECT id, name, description, valid_from, valid_until, \
+     max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, \
+     updated_at FROM coupon_share_book($1)";
 /// The book's lock, exclusive: taken to change the book's settings.
 const LOCK_BOOK: &str = "SELECT pg_advisory_xact_lock($1, \
      hashtext(current_schema() || '/' || $2::bigint::text))";
@@ -125,12 +168,16 @@ const TALLY: &str = "SELECT count(*), count(voided_at), \
      count(DISTINCT owner), coalesce(sum(redemptions), 0)::bigint \
      FROM codes WHERE book_id = $1";
 const CODE: &str = code_select!("WHERE code = $1");
-const CODE_FOR_UPDATE: &str = code_select!("WHERE code = $1 FOR UPDATE");
-const SAVE_CODE: &str = "UPDATE codes SET owner = $2, assigned_at = $3, redemptions = $4, \
-     lock_token = $5, lock_expires_at = $6, voided_at = $7 WHERE code = $1";
-const LOCK_HOLDER: &str = "SELECT 1 FROM book_users WHERE book_id = $1 AND user_id = $2 FOR UPDATE";
-const INSERT_HOLDER: &str = "INSERT INTO book_users (book_id, user_id) VALUES ($1, $2) \
-     ON CONFLICT (book_id, user_id) DO NOTHING";
+/// The code's row locked, its book's lock shared, and the book, in one call (columns: the code
+/// as [`code_select!`], then the book as [`book_select!`]; no row for an unknown code).
+const LOCK_CODE: &str = "SELECT (c).code, (c).book_id, (c).owner, (c).assigned_at, \
+     (c).redemptions, (c).lock_token, (c).lock_expires_at, (c).voided_at, \
+     (b).id, (b).name, (b).description, (b).valid_from, (b).valid_until, \
+     (b).max_redemptions_per_user, (b).max_codes_per_user, (b).code_pattern, \
+     (b).lock_ttl_seconds, (b).created_at, (b).updated_at \
+     FROM coupon_lock_code($1)";
+/// The (book, user) row locked (inserted first at the user's first time), then the count.
+const HOLD: &str = "SELECT coupon_hold($1, $2)";
 const HELD: &str = "SELECT count(*) FROM codes \
      WHERE owner = $2 AND book_id = $1 AND voided_at IS NULL";
 /// The random claim: the first available code at or after a slot, skipping locked ones. Its plan
@@ -166,19 +213,53 @@ const USER_CODES: &str = code_select!("WHERE owner = $1");
 const USER_BOOK_CODES: &str = code_select!("WHERE owner = $1 AND book_id = $2");
 const ASSIGNMENT_KEY: &str =
     "SELECT code FROM assignment_keys WHERE book_id = $1 AND user_id = $2 AND key = $3";
-const SAVE_ASSIGNMENT_KEY: &str =
-    "INSERT INTO assignment_keys (book_id, user_id, key, code) VALUES ($1, $2, $3, $4)";
 const REDEMPTION: &str = "SELECT code, user_id, order_id, context, redeemed_at, redemptions, \
      remaining FROM redemptions WHERE code = $1 AND order_id = $2";
-const INSERT_REDEMPTION: &str = "INSERT INTO redemptions (code, user_id, order_id, context, \
-     redeemed_at, redemptions, remaining) VALUES ($1, $2, $3, $4, $5, $6, $7)";
-const APPEND_EVENT: &str =
-    "WITH next AS (UPDATE event_counter SET last = last + 1 RETURNING last) \
-     INSERT INTO events (seq, at, kind, book_id, code, user_id, data) \
-     SELECT last, $1::timestamptz, $2::text, $3::bigint, $4::text, $5::text, $6::json FROM next \
-     RETURNING seq";
+/// Moves the committed pending events into the log (see migration 0003).
+const PUBLISH_EVENTS: &str = "SELECT coupon_publish_events()";
 const EVENTS: &str = "SELECT seq, at, kind, book_id, code, user_id, data FROM events \
      WHERE seq > $1 ORDER BY seq LIMIT $2";
+
+/// A write whose result nothing waits for: sent later as `EXECUTE name(…)` of a statement
+/// prepared on the connection, with the commit or before the next statement.
+struct Deferred {
+    name: &'static str,
+    prepare: &'static str,
+}
+
+const SAVE_CODE: Deferred = Deferred {
+    name: "coupon_save_code",
+    prepare: "PREPARE coupon_save_code \
+         (text, text, timestamptz, bigint, text, timestamptz, timestamptz) AS \
+         UPDATE codes SET owner = $2, assigned_at = $3, redemptions = $4, lock_token = $5, \
+         lock_expires_at = $6, voided_at = $7 WHERE code = $1",
+};
+const SAVE_ASSIGNMENT_KEY: Deferred = Deferred {
+    name: "coupon_save_assignment_key",
+    prepare: "PREPARE coupon_save_assignment_key (bigint, text, text, text) AS \
+         INSERT INTO assignment_keys (book_id, user_id, key, code) VALUES ($1, $2, $3, $4)",
+};
+const INSERT_REDEMPTION: Deferred = Deferred {
+    name: "coupon_insert_redemption",
+    prepare: "PREPARE coupon_insert_redemption \
+         (text, text, text, json, timestamptz, bigint, bigint) AS \
+         INSERT INTO redemptions (code, user_id, order_id, context, redeemed_at, redemptions, \
+         remaining) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+};
+/// An event into the outbox, numbered by its identity (see migration 0003).
+const APPEND_EVENT: Deferred = Deferred {
+    name: "coupon_append_event",
+    prepare: "PREPARE coupon_append_event (timestamptz, text, bigint, text, text, json) AS \
+         INSERT INTO pending_events (at, kind, book_id, code, user_id, data) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+};
+
+/// Deferred writes are sent at once when their text grows past this (bytes), so that a large
+/// operation (voiding many codes) does not build one huge message.
+const DEFERRED_LIMIT: usize = 256 * 1024;
+
+const BEGIN_WRITE: &str = "START TRANSACTION ISOLATION LEVEL READ COMMITTED";
+const BEGIN_READ: &str = "START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY";
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -199,26 +280,31 @@ fn u64_of(row: &Row, idx: usize, what: &str) -> Result<u64> {
 }
 
 fn book_row(row: &Row) -> Result<Book> {
-    let max_codes: Option<i64> = get(row, 6)?;
-    let ttl: i64 = get(row, 8)?;
+    book_at(row, 0)
+}
+
+/// The book in the columns of `row` from `at` on, in the order of [`book_select!`].
+fn book_at(row: &Row, at: usize) -> Result<Book> {
+    let max_codes: Option<i64> = get(row, at + 6)?;
+    let ttl: i64 = get(row, at + 8)?;
     Ok(Book {
-        id: get(row, 0)?,
+        id: get(row, at)?,
         settings: BookSettings {
-            name: get(row, 1)?,
-            description: get(row, 2)?,
-            valid_from: get(row, 3)?,
-            valid_until: get(row, 4)?,
-            max_redemptions_per_user: u32_of(row, 5, "max_redemptions_per_user")?,
+            name: get(row, at + 1)?,
+            description: get(row, at + 2)?,
+            valid_from: get(row, at + 3)?,
+            valid_until: get(row, at + 4)?,
+            max_redemptions_per_user: u32_of(row, at + 5, "max_redemptions_per_user")?,
             max_codes_per_user: max_codes
                 .map(|v| u32::try_from(v).map_err(|_| out_of_range("max_codes_per_user", v)))
                 .transpose()?,
-            code_pattern: get(row, 7)?,
+            code_pattern: get(row, at + 7)?,
             lock_ttl: Duration::from_secs(
                 u64::try_from(ttl).map_err(|_| out_of_range("lock_ttl_seconds", ttl))?,
             ),
         },
-        created_at: get(row, 9)?,
-        updated_at: get(row, 10)?,
+        created_at: get(row, at + 9)?,
+        updated_at: get(row, at + 10)?,
     })
 }
 
@@ -253,20 +339,97 @@ fn copy_field(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-impl PgTx<'_> {
+impl<'c> PgTx<'c> {
+    /// A transaction on `client`, not begun on the server yet.
+    pub(crate) fn new(
+        client: &'c mut Client,
+        statements: &'c mut HashMap<&'static str, Statement>,
+        prepared: &'c mut HashSet<&'static str>,
+        write: bool,
+        book_update_wait: Option<&'c str>,
+    ) -> Self {
+        PgTx {
+            client,
+            statements,
+            prepared,
+            write,
+            begun: false,
+            deferred: String::new(),
+            books: vec![],
+            staging: false,
+            careful: false,
+            book_update_wait,
+        }
+    }
+
+    /// Commits: sends the deferred writes and `COMMIT` in one message. A transaction that never
+    /// began has nothing to commit.
+    ///
+    /// # Errors
+    /// The first deferred write's or the commit's error; the transaction is then rolled back.
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        if !self.begun && self.deferred.is_empty() {
+            return Ok(());
+        }
+        self.begin()?;
+        let mut text = std::mem::take(&mut self.deferred);
+        text.push_str("COMMIT");
+        self.client.batch_execute(&text).map_err(classify)?;
+        self.begun = false;
+        Ok(())
+    }
+
+    /// Begins the transaction on the server, if it has not begun yet.
+    fn begin(&mut self) -> Result<()> {
+        if !self.begun {
+            let begin = if self.write { BEGIN_WRITE } else { BEGIN_READ };
+            self.client.batch_execute(begin).map_err(error::begin)?;
+            self.begun = true;
+        }
+        Ok(())
+    }
+
+    /// Makes the transaction ready for a statement: begun, and the deferred writes sent.
+    fn ready(&mut self) -> Result<()> {
+        self.begin()?;
+        if !self.deferred.is_empty() {
+            let text = std::mem::take(&mut self.deferred);
+            self.client.batch_execute(&text).map_err(classify)?;
+        }
+        Ok(())
+    }
+
+    /// Queues the write `what` with `args`, to be sent with the commit or before the next
+    /// statement. Its errors (none is expected from these writes) surface then, and fail the
+    /// transaction as they would have here.
+    fn defer(&mut self, what: &Deferred, args: &[Lit<'_>]) -> Result<()> {
+        if !self.prepared.contains(what.name) {
+            // Once per connection, as a statement of its own: it succeeds whole or not at all.
+            self.ready()?;
+            self.client.batch_execute(what.prepare).map_err(classify)?;
+            self.prepared.insert(what.name);
+        }
+        push_execute(&mut self.deferred, what.name, args)?;
+        if self.deferred.len() > DEFERRED_LIMIT {
+            self.ready()?;
+        }
+        Ok(())
+    }
+
     /// The prepared statement for `sql`, prepared once per connection.
     fn statement(&mut self, sql: &'static str) -> Result<Statement> {
         if let Some(statement) = self.statements.get(sql) {
             return Ok(statement.clone());
         }
-        let statement = self.tx.prepare(sql).map_err(classify)?;
+        let statement = self.client.prepare(sql).map_err(classify)?;
         self.statements.insert(sql, statement.clone());
         Ok(statement)
     }
 
     pub(crate) fn query(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<Row>> {
+        self.ready()?;
         let statement = self.statement(sql)?;
-        self.tx.query(&statement, params).map_err(classify)
+        self.client.query(&statement, params).map_err(classify)
     }
 
     pub(crate) fn query_opt(
@@ -274,18 +437,32 @@ impl PgTx<'_> {
         sql: &'static str,
         params: Params<'_>,
     ) -> Result<Option<Row>> {
+        self.ready()?;
         let statement = self.statement(sql)?;
-        self.tx.query_opt(&statement, params).map_err(classify)
+        self.client.query_opt(&statement, params).map_err(classify)
     }
 
     pub(crate) fn query_one(&mut self, sql: &'static str, params: Params<'_>) -> Result<Row> {
+        self.ready()?;
         let statement = self.statement(sql)?;
-        self.tx.query_one(&statement, params).map_err(classify)
+        self.client.query_one(&statement, params).map_err(classify)
     }
 
     pub(crate) fn execute(&mut self, sql: &'static str, params: Params<'_>) -> Result<u64> {
+        self.ready()?;
         let statement = self.statement(sql)?;
-        self.tx.execute(&statement, params).map_err(classify)
+        self.client.execute(&statement, params).map_err(classify)
+    }
+
+    /// The book `id` as this write transaction read it under its shared lock, if it did.
+    fn held_book(&self, id: BookId) -> Option<&Book> {
+        self.books.iter().find(|b| b.id == id)
+    }
+
+    /// Remembers `book` as read under its lock (replacing an earlier read of it).
+    fn hold_book(&mut self, book: Book) {
+        self.books.retain(|b| b.id != book.id);
+        self.books.push(book);
     }
 
     fn codes(&mut self, sql: &'static str, params: Params<'_>) -> Result<Vec<CodeRecord>> {
@@ -296,10 +473,13 @@ impl PgTx<'_> {
     /// of the transaction and emptied at the next ones. Statements on the staging table are not
     /// cached: the table is new in each transaction.
     fn stage(&mut self, codes: &[String], slots: &[i64]) -> Result<()> {
+        self.ready()?;
         if self.staging {
-            self.tx.batch_execute(CLEAR_STAGING).map_err(classify)?;
+            self.client.batch_execute(CLEAR_STAGING).map_err(classify)?;
         } else {
-            self.tx.batch_execute(CREATE_STAGING).map_err(classify)?;
+            self.client
+                .batch_execute(CREATE_STAGING)
+                .map_err(classify)?;
             self.staging = true;
         }
         let mut data = Vec::with_capacity(codes.len() * 32);
@@ -309,7 +489,7 @@ impl PgTx<'_> {
             data.extend_from_slice(slot.to_string().as_bytes());
             data.push(b'\n');
         }
-        let mut writer = self.tx.copy_in(COPY_STAGING).map_err(classify)?;
+        let mut writer = self.client.copy_in(COPY_STAGING).map_err(classify)?;
         if let Err(e) = writer.write_all(&data) {
             return Err(Error::backend(
                 "cannot send codes to the Postgres database",
@@ -325,10 +505,11 @@ impl PgTx<'_> {
     /// (`unique_violation`: the batch is undone, the staging table keeps it, and the rest of the
     /// transaction is careful). Any other error is the transaction's.
     fn insert_staged_new(&mut self, book: BookId, now: Timestamp, count: usize) -> Result<bool> {
-        self.tx.batch_execute(SAVEPOINT).map_err(classify)?;
-        match self.tx.execute(INSERT_STAGED_NEW, &[&book, &now]) {
+        self.ready()?;
+        self.client.batch_execute(SAVEPOINT).map_err(classify)?;
+        match self.client.execute(INSERT_STAGED_NEW, &[&book, &now]) {
             Ok(inserted) => {
-                self.tx.batch_execute(RELEASE).map_err(classify)?;
+                self.client.batch_execute(RELEASE).map_err(classify)?;
                 if usize::try_from(inserted).ok() != Some(count) {
                     return Err(Error::new(
                         ErrorKind::Backend,
@@ -338,7 +519,7 @@ impl PgTx<'_> {
                 Ok(true)
             }
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => {
-                self.tx.batch_execute(ROLLBACK_TO).map_err(classify)?;
+                self.client.batch_execute(ROLLBACK_TO).map_err(classify)?;
                 self.careful = true;
                 Ok(false)
             }
@@ -383,6 +564,17 @@ impl PgTx<'_> {
     }
 }
 
+impl Drop for PgTx<'_> {
+    /// Rolls back a transaction that began and was not committed (an error, or a panic). The
+    /// outcome is ignored: a connection that cannot say ROLLBACK is closed, and the pool drops
+    /// it.
+    fn drop(&mut self) {
+        if self.begun {
+            let _ = self.client.batch_execute("ROLLBACK");
+        }
+    }
+}
+
 impl StoreTx for PgTx<'_> {
     fn insert_book(&mut self, s: &BookSettings, now: Timestamp) -> Result<Book> {
         let row = self.query_one(
@@ -408,17 +600,31 @@ impl StoreTx for PgTx<'_> {
     }
 
     fn book(&mut self, id: BookId) -> Result<Option<Book>> {
-        if self.write {
-            // The lock first, then the read, in a statement of its own: its snapshot, taken
-            // when it starts, sees the last committed change. Not one statement for both (a
-            // join with the lock's function, or a CTE): its snapshot would be taken before it
-            // waited for the lock, and miss the change it waited for.
-            self.execute(SHARE_BOOK, &[&BOOK_LOCK_CLASS, &id])?;
+        if !self.write {
+            return self
+                .query_opt(BOOK, &[&id])?
+                .as_ref()
+                .map(book_row)
+                .transpose();
         }
-        self.query_opt(BOOK, &[&id])?
+        // Under the book's shared lock, held to the end of the transaction, no other
+        // transaction can change the book: a book read once is the book until then.
+        if let Some(book) = self.held_book(id) {
+            return Ok(Some(book.clone()));
+        }
+        // The lock first, then the read, in a statement of its own (inside the function):
+        // its snapshot, taken when it starts, sees the last committed change. Not one
+        // statement for both: its snapshot would be taken before it waited for the lock, and
+        // miss the change it waited for.
+        let book = self
+            .query_opt(SHARE_BOOK, &[&id])?
             .as_ref()
             .map(book_row)
-            .transpose()
+            .transpose()?;
+        if let Some(book) = &book {
+            self.hold_book(book.clone());
+        }
+        Ok(book)
     }
 
     fn books(&mut self) -> Result<Vec<Book>> {
@@ -445,8 +651,9 @@ impl StoreTx for PgTx<'_> {
                 &i64::try_from(s.lock_ttl.as_secs()).unwrap_or(i64::MAX),
                 &b.updated_at,
             ],
-        )
-        .map(drop)
+        )?;
+        self.hold_book(b.clone());
+        Ok(())
     }
 
     fn tally(&mut self, book: BookId, max_redemptions: u32, now: Timestamp) -> Result<Tally> {
@@ -463,45 +670,50 @@ impl StoreTx for PgTx<'_> {
         })
     }
 
+    /// In a write transaction, also takes the shared lock of the code's book and reads the
+    /// book, in the same call: every operation on a code goes on to read its book, which
+    /// [`StoreTx::book`] then answers without a round trip.
     fn code(&mut self, code: &str) -> Result<Option<CodeRecord>> {
-        let sql = if self.write { CODE_FOR_UPDATE } else { CODE };
-        self.query_opt(sql, &[&code])?
-            .as_ref()
-            .map(code_row)
-            .transpose()
+        if !self.write {
+            return self
+                .query_opt(CODE, &[&code])?
+                .as_ref()
+                .map(code_row)
+                .transpose();
+        }
+        let Some(row) = self.query_opt(LOCK_CODE, &[&code])? else {
+            return Ok(None);
+        };
+        let record = code_row(&row)?;
+        let book_id: Option<BookId> = get(&row, 8)?;
+        if book_id.is_some() {
+            self.hold_book(book_at(&row, 8)?);
+        }
+        Ok(Some(record))
     }
 
+    /// Deferred: sent with the commit or before the next statement.
     fn save_code(&mut self, c: &CodeRecord) -> Result<()> {
-        self.execute(
-            SAVE_CODE,
+        self.defer(
+            &SAVE_CODE,
             &[
-                &c.code,
-                &c.owner,
-                &c.assigned_at,
-                &i64::from(c.redemptions),
-                &c.lock.as_ref().map(|l| l.token.as_str()),
-                &c.lock.as_ref().map(|l| l.expires_at),
-                &c.voided_at,
+                Lit::Text(&c.code),
+                Lit::opt_text(c.owner.as_deref()),
+                Lit::opt_time(c.assigned_at),
+                Lit::Int(i64::from(c.redemptions)),
+                Lit::opt_text(c.lock.as_ref().map(|l| l.token.as_str())),
+                Lit::opt_time(c.lock.as_ref().map(|l| l.expires_at)),
+                Lit::opt_time(c.voided_at),
             ],
         )
-        .map(drop)
     }
 
     fn held_codes(&mut self, book: BookId, user: &str) -> Result<u32> {
-        if self.write && self.query_opt(LOCK_HOLDER, &[&book, &user])?.is_none() {
-            // The user's first time in this book: create the row to lock. A concurrent first
-            // insert of the same pair makes this one wait for it, then do nothing.
-            self.execute(INSERT_HOLDER, &[&book, &user])?;
-            if self.query_opt(LOCK_HOLDER, &[&book, &user])?.is_none() {
-                return Err(Error::new(
-                    ErrorKind::Backend,
-                    format!("the Postgres database lost the holder row of book {book}"),
-                ));
-            }
-        }
-        // A statement of its own: at READ COMMITTED it sees everything committed by the
-        // transactions that held the (book, user) lock before this one.
-        let row = self.query_one(HELD, &[&book, &user])?;
+        // In a write transaction, one call locks the (book, user) row (creating it at the
+        // user's first time), then counts in a statement of its own: at READ COMMITTED it sees
+        // everything committed by the transactions that held the row before this one.
+        let sql = if self.write { HOLD } else { HELD };
+        let row = self.query_one(sql, &[&book, &user])?;
         let held: i64 = get(&row, 0)?;
         Ok(u32::try_from(held).unwrap_or(u32::MAX))
     }
@@ -539,7 +751,8 @@ impl StoreTx for PgTx<'_> {
             if !self.careful && self.insert_staged_new(book, now, codes.len())? {
                 return Ok(vec![CodeFate::Inserted; codes.len()]);
             }
-            self.tx
+            self.ready()?;
+            self.client
                 .query(INSERT_STAGED, &[&book, &now])
                 .map_err(classify)?
         };
@@ -585,8 +798,15 @@ impl StoreTx for PgTx<'_> {
         key: &str,
         code: &str,
     ) -> Result<()> {
-        self.execute(SAVE_ASSIGNMENT_KEY, &[&book, &user, &key, &code])
-            .map(drop)
+        self.defer(
+            &SAVE_ASSIGNMENT_KEY,
+            &[
+                Lit::Int(book),
+                Lit::Text(user),
+                Lit::Text(key),
+                Lit::Text(code),
+            ],
+        )
     }
 
     fn redemption(&mut self, code: &str, order_id: &str) -> Result<Option<Redemption>> {
@@ -604,38 +824,57 @@ impl StoreTx for PgTx<'_> {
         }))
     }
 
+    /// Deferred: sent with the commit or before the next statement.
     fn insert_redemption(&mut self, x: &Redemption) -> Result<()> {
-        self.execute(
-            INSERT_REDEMPTION,
+        self.defer(
+            &INSERT_REDEMPTION,
             &[
-                &x.code,
-                &x.user_id,
-                &x.order_id,
-                &x.context,
-                &x.redeemed_at,
-                &i64::from(x.redemptions),
-                &i64::from(x.remaining),
+                Lit::Text(&x.code),
+                Lit::Text(&x.user_id),
+                Lit::opt_text(x.order_id.as_deref()),
+                Lit::opt_json(x.context.as_ref()),
+                Lit::Time(x.redeemed_at),
+                Lit::Int(i64::from(x.redemptions)),
+                Lit::Int(i64::from(x.remaining)),
             ],
         )
-        .map(drop)
     }
 
-    fn append_event(&mut self, e: &NewEvent, at: Timestamp) -> Result<i64> {
-        let row = self.query_one(
-            APPEND_EVENT,
+    /// Deferred, into the outbox: the event gets its `seq` when a reader of the log publishes
+    /// it after this transaction commits.
+    fn append_event(&mut self, e: &NewEvent, at: Timestamp) -> Result<()> {
+        self.defer(
+            &APPEND_EVENT,
             &[
-                &at,
-                &e.kind.as_str(),
-                &e.book_id,
-                &e.code,
-                &e.user_id,
-                &e.data,
+                Lit::Time(at),
+                Lit::Text(e.kind.as_str()),
+                Lit::Int(e.book_id),
+                Lit::opt_text(e.code.as_deref()),
+                Lit::opt_text(e.user_id.as_deref()),
+                Lit::Json(&e.data),
             ],
-        )?;
-        get(&row, 0)
+        )
     }
 
+    /// Publishes the committed pending events first. In a read transaction that has not read
+    /// yet, that is done in a transaction of its own before this one begins, so that this
+    /// one's snapshot, taken by its first statement, sees them; a session that may not write
+    /// reads what was published.
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<Event>> {
+        if self.begun {
+            if self.write {
+                self.query_one(PUBLISH_EVENTS, &[])?;
+            }
+        } else {
+            let statement = self.statement(PUBLISH_EVENTS)?;
+            match self.client.query_one(&statement, &[]) {
+                Ok(_) => {}
+                // A read-only session (a standby, `default_transaction_read_only`) cannot
+                // publish: it reads what was published.
+                Err(e) if e.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) => {}
+                Err(e) => return Err(error::begin(e)),
+            }
+        }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.query(EVENTS, &[&after, &limit])?
             .iter()

@@ -1,6 +1,6 @@
 //! The conformance suite on Postgres, each test in a schema of its own (created by the store,
 //! dropped after the test), and what only Postgres has: connections, migrations under an
-//! advisory lock, lock timeouts, COPY, the event counter.
+//! advisory lock, lock timeouts, COPY, the event outbox and the deferred writes.
 //!
 //! The server is `COUPON_TEST_POSTGRES_URL` (e.g. `postgres://postgres@127.0.0.1:5432/postgres`);
 //! without it every test is skipped with a notice.
@@ -76,7 +76,12 @@ mod postgres_only {
     use std::sync::{Arc, Barrier};
     use std::time::Duration;
 
-    use coupon_core::{BookSettings, Coupons, ErrorKind, ImportRow, MAX_EVENTS_PAGE};
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+    use coupon_core::{
+        BookId, BookSettings, Coupons, ErrorKind, EventKind, ImportRow, NewEvent, RedeemRequest,
+        Redemption, MAX_EVENTS_PAGE,
+    };
     use coupon_store_postgres::postgres::{self, NoTls};
     use coupon_store_postgres::{PostgresOptions, PostgresStore, SCHEMA_VERSION};
 
@@ -667,6 +672,65 @@ mod postgres_only {
         assert_eq!(read.settings.name, "after");
     }
 
+    /// An operation on a code takes the code's row lock, then its book's shared lock and reads
+    /// the book, in one call: when it had to wait for a change of the book's settings, it
+    /// applies the changed settings (here the book expired meanwhile, and the assignment is
+    /// refused).
+    #[test]
+    fn an_operation_on_a_code_that_waited_for_a_change_of_settings_sees_the_change() {
+        use coupon_core::store::{Access, CouponStore};
+        let Some(schema) = Schema::new("codewait") else {
+            return;
+        };
+        let coupons = Coupons::new(schema.open());
+        let book = coupons.create_book(&BookSettings::new("open")).unwrap().id;
+        coupons
+            .import_codes(book, rows(["WAIT-1".to_owned()]), false)
+            .unwrap();
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let result =
+            std::thread::scope(|s| {
+                let (store, coupons) = (coupons.store(), &coupons);
+                // The book expires, in a change held open before its commit.
+                s.spawn(move || {
+                    store
+                        .transaction(Access::Write, |tx| {
+                            let mut changed = tx.book(book)?.unwrap();
+                            changed.settings.valid_until =
+                                Some(chrono::Utc::now() - chrono::Duration::hours(1));
+                            tx.update_book(&changed)?;
+                            held_tx.send(()).unwrap();
+                            release_rx.recv().unwrap();
+                            Ok(())
+                        })
+                        .unwrap();
+                });
+                held_rx.recv().unwrap();
+                let assign = s.spawn(move || coupons.assign_code("WAIT-1", "ada"));
+                // The assignment waits for the book's lock; then the change commits.
+                let mut client = schema.client();
+                let started = std::time::Instant::now();
+                while client
+                .query_one(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted \
+                     AND objid = hashtext(current_schema() || '/' || $1::bigint::text)::oid",
+                    &[&book],
+                )
+                .unwrap()
+                .get::<_, i64>(0)
+                == 0
+            {
+                assert!(started.elapsed() < Duration::from_secs(10), "the assignment waits");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+                release_tx.send(()).unwrap();
+                assign.join().unwrap()
+            });
+        assert_eq!(result.unwrap_err().kind(), ErrorKind::Expired);
+        assert_eq!(coupons.coupon("WAIT-1").unwrap().user_id, None);
+    }
+
     /// Writers on 6 threads while a reader follows the log: the reader sees every `seq` once, in
     /// order, with no gap — an event that commits later never appears behind the cursor.
     #[test]
@@ -711,5 +775,289 @@ mod postgres_only {
         assert_eq!(seen.len(), WRITERS * EACH);
         let distinct: BTreeSet<_> = seen.iter().collect();
         assert_eq!(distinct.len(), seen.len());
+    }
+
+    /// A book of `codes` codes `DEP-1`…, each assigned to its user `u-1`…, redeemable a million
+    /// times.
+    fn assigned_book(coupons: &Coupons<PostgresStore>, codes: usize) -> BookId {
+        let book = coupons
+            .create_book(&BookSettings {
+                max_redemptions_per_user: 1_000_000,
+                ..BookSettings::new("dependent")
+            })
+            .unwrap()
+            .id;
+        coupons
+            .import_codes(book, rows((1..=codes).map(|i| format!("DEP-{i}"))), false)
+            .unwrap();
+        for i in 1..=codes {
+            coupons
+                .assign_code(&format!("DEP-{i}"), &format!("u-{i}"))
+                .unwrap();
+        }
+        book
+    }
+
+    /// Writers on 6 threads redeem the same 3 codes over and over while two followers read the
+    /// log after their cursors (each publishing, so publishers meet too). Each follower sees
+    /// every event once, with no gap in `seq`, and what it read is the whole log; each code's
+    /// `redeemed` events carry its counts 1, 2, 3, … in `seq` order: a redeem that waited for
+    /// another's lock on the code is published after it.
+    #[test]
+    fn events_of_operations_on_one_code_are_published_in_the_order_they_happened() {
+        const WRITERS: usize = 6;
+        const EACH: usize = 30;
+        const CODES: usize = 3;
+        let Some(schema) = Schema::new("ordered") else {
+            return;
+        };
+        let coupons = Coupons::new(schema.open());
+        assigned_book(&coupons, CODES);
+        let start = coupons.events(0, MAX_EVENTS_PAGE).unwrap().len() as i64;
+        let done = AtomicUsize::new(0);
+        let barrier = Barrier::new(WRITERS + 2);
+        let seen = std::thread::scope(|s| {
+            for w in 0..WRITERS {
+                let (coupons, done, barrier) = (&coupons, &done, &barrier);
+                s.spawn(move || {
+                    barrier.wait();
+                    for i in 0..EACH {
+                        let n = (w + i) % CODES + 1;
+                        coupons
+                            .redeem(
+                                &format!("DEP-{n}"),
+                                &format!("u-{n}"),
+                                &RedeemRequest::default(),
+                            )
+                            .unwrap();
+                    }
+                    done.fetch_add(1, AtomicOrdering::SeqCst);
+                });
+            }
+            let followers: Vec<_> = (0..2)
+                .map(|_| {
+                    let (coupons, done, barrier) = (&coupons, &done, &barrier);
+                    s.spawn(move || {
+                        barrier.wait();
+                        let mut cursor = start;
+                        let mut seen = vec![];
+                        loop {
+                            let finished = done.load(AtomicOrdering::SeqCst) == WRITERS;
+                            let page = coupons.events(cursor, 50).unwrap();
+                            for event in &page {
+                                assert_eq!(event.seq, cursor + 1, "no gap after {cursor}");
+                                cursor = event.seq;
+                            }
+                            let empty = page.is_empty();
+                            seen.extend(page);
+                            if finished && empty {
+                                return seen;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            followers
+                .into_iter()
+                .map(|f| f.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        let log = coupons.events(start, MAX_EVENTS_PAGE).unwrap();
+        assert_eq!(log.len(), WRITERS * EACH);
+        for seen in &seen {
+            assert_eq!(seen, &log, "each follower read the whole log");
+        }
+        let mut counts = std::collections::HashMap::new();
+        for event in &log {
+            assert_eq!(event.kind, EventKind::Redeemed);
+            let count = counts.entry(event.code.clone().unwrap()).or_insert(0u64);
+            *count += 1;
+            assert_eq!(event.data["redemptions"], *count, "{event:?}");
+        }
+    }
+
+    /// An event numbered before another but committed after it (a writer still in flight when
+    /// a reader publishes) is not published until it commits, and then gets the next `seq`:
+    /// a follower whose cursor has passed the other one still reads it.
+    #[test]
+    fn an_event_committed_late_is_published_after_the_cursor() {
+        let Some(schema) = Schema::new("late") else {
+            return;
+        };
+        let coupons = Coupons::new(schema.open());
+        let book = coupons.create_book(&BookSettings::new("first")).unwrap().id;
+        let cursor = coupons.events(0, 10).unwrap().last().unwrap().seq;
+        let mut slow = schema.client();
+        let mut tx = slow.transaction().unwrap();
+        tx.execute(
+            "INSERT INTO pending_events (at, kind, book_id, data) \
+             VALUES (now(), 'book_updated', $1, '{\"fields\": [\"name\"]}')",
+            &[&book],
+        )
+        .unwrap();
+        coupons.create_book(&BookSettings::new("second")).unwrap();
+        let page = coupons.events(cursor, 10).unwrap();
+        assert_eq!(page.len(), 1, "{page:?}");
+        assert_eq!(
+            (page[0].seq, page[0].kind),
+            (cursor + 1, EventKind::BookCreated)
+        );
+        let cursor = page[0].seq;
+        assert!(coupons.events(cursor, 10).unwrap().is_empty());
+        tx.commit().unwrap();
+        let page = coupons.events(cursor, 10).unwrap();
+        assert_eq!(page.len(), 1, "{page:?}");
+        assert_eq!(
+            (page[0].seq, page[0].kind, page[0].book_id),
+            (cursor + 1, EventKind::BookUpdated, book)
+        );
+        assert_eq!(schema.count("SELECT count(*) FROM pending_events"), 0);
+    }
+
+    /// A session that may not write (a standby, or here `default_transaction_read_only`) cannot
+    /// publish pending events: it reads the log as published, without an error.
+    #[test]
+    fn a_read_only_session_reads_the_published_log() {
+        let Some(schema) = Schema::new("readonly") else {
+            return;
+        };
+        let coupons = Coupons::new(schema.open());
+        coupons
+            .create_book(&BookSettings::new("published"))
+            .unwrap();
+        assert_eq!(coupons.events(0, 10).unwrap().len(), 1);
+        coupons.create_book(&BookSettings::new("pending")).unwrap();
+        let sep = if schema.url.contains('?') { '&' } else { '?' };
+        let url = format!(
+            "{}{sep}options=-c%20default_transaction_read_only%3Don",
+            schema.url
+        );
+        let reader = Coupons::new(PostgresStore::open_with(&url, options(&schema.name)).unwrap());
+        let events = reader.events(0, 10).unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0].data["name"], "published");
+        assert_eq!(coupons.events(0, 10).unwrap().len(), 2);
+    }
+
+    /// A deferred write that fails (here a second redemption with the same order id) fails the
+    /// commit it was sent with: the transaction's other writes and its event are rolled back,
+    /// and the connection (the pool's only one) serves the next transaction.
+    #[test]
+    fn a_deferred_write_that_fails_fails_the_commit_and_leaves_nothing() {
+        use coupon_core::store::{Access, CouponStore};
+        let Some(schema) = Schema::new("deferred") else {
+            return;
+        };
+        let store = PostgresStore::open_with(
+            &schema.url,
+            PostgresOptions {
+                pool_size: 1,
+                ..options(&schema.name)
+            },
+        )
+        .unwrap();
+        let coupons = Coupons::new(store);
+        assigned_book(&coupons, 1);
+        let events = coupons.events(0, MAX_EVENTS_PAGE).unwrap().len();
+        let now = coupons.now();
+        let err = coupons
+            .store()
+            .transaction(Access::Write, |tx| {
+                let mut code = tx.code("DEP-1")?.unwrap();
+                code.redemptions += 1;
+                tx.save_code(&code)?;
+                let redemption = Redemption {
+                    code: "DEP-1".into(),
+                    user_id: "u-1".into(),
+                    order_id: Some("order-1".into()),
+                    context: None,
+                    redeemed_at: now,
+                    redemptions: 1,
+                    remaining: 999_999,
+                };
+                tx.insert_redemption(&redemption)?;
+                tx.insert_redemption(&redemption)?;
+                tx.append_event(
+                    &NewEvent::code(
+                        EventKind::Redeemed,
+                        code.book_id,
+                        "DEP-1",
+                        Some("u-1"),
+                        serde_json::json!({}),
+                    ),
+                    now,
+                )?;
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Backend, "{err}");
+        assert!(!err.message().contains("INSERT"), "{}", err.message());
+        assert_eq!(coupons.coupon("DEP-1").unwrap().redemptions, 0);
+        assert_eq!(schema.count("SELECT count(*) FROM redemptions"), 0);
+        assert_eq!(coupons.events(0, MAX_EVENTS_PAGE).unwrap().len(), events);
+        let receipt = coupons
+            .redeem(
+                "DEP-1",
+                "u-1",
+                &RedeemRequest {
+                    order_id: Some("order-1".into()),
+                    ..RedeemRequest::default()
+                },
+            )
+            .unwrap();
+        assert_eq!((receipt.redemptions, receipt.replayed), (1, false));
+    }
+
+    /// Deferred writes carry their values as SQL literals: quotes, backslashes, non-ASCII text
+    /// and JSON come back exactly as given.
+    #[test]
+    fn deferred_writes_keep_text_and_json_exactly() {
+        let Some(schema) = Schema::new("literals") else {
+            return;
+        };
+        let coupons = Coupons::new(schema.open());
+        let book = coupons
+            .create_book(&BookSettings::new("quotes"))
+            .unwrap()
+            .id;
+        coupons
+            .import_codes(book, rows(["Q-1".to_owned()]), false)
+            .unwrap();
+        let user = r"o'brien\'; --";
+        let order = r"order 'x' \n $$ %s";
+        let context = serde_json::json!({
+            "note": "it's a \"quoted\" back\\slash, é€ 😀, tab\tnew\nline",
+            "nul": "a\u{0}b",
+            "n": [1, 2.5, null, true],
+        });
+        let request = RedeemRequest {
+            order_id: Some(order.into()),
+            context: Some(context.clone()),
+            ..RedeemRequest::default()
+        };
+        let receipt = coupons.redeem("Q-1", user, &request).unwrap();
+        assert_eq!(receipt.user_id, user);
+        assert_eq!(receipt.order_id.as_deref(), Some(order));
+        let again = coupons.redeem("Q-1", user, &request).unwrap();
+        assert!(again.replayed);
+        assert_eq!(again.redeemed_at, receipt.redeemed_at);
+        let coupon = coupons.coupon("Q-1").unwrap();
+        assert_eq!(coupon.assigned_at, Some(receipt.redeemed_at));
+        let redeemed = coupons
+            .events(0, MAX_EVENTS_PAGE)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.kind == EventKind::Redeemed)
+            .unwrap();
+        assert_eq!(redeemed.user_id.as_deref(), Some(user));
+        assert_eq!(redeemed.at, receipt.redeemed_at);
+        assert_eq!(redeemed.data["order_id"], order);
+        assert_eq!(redeemed.data["context"], context);
+        let stored: String = schema
+            .client()
+            .query_one("SELECT context::text FROM redemptions", &[])
+            .unwrap()
+            .get(0);
+        assert_eq!(stored, context.to_string());
     }
 }

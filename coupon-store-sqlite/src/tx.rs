@@ -447,7 +447,7 @@ impl StoreTx for SqliteTx<'_> {
             .map_err(classify)
     }
 
-    fn append_event(&mut self, e: &NewEvent, at: Timestamp) -> Result<i64> {
+    fn append_event(&mut self, e: &NewEvent, at: Timestamp) -> Result<()> {
         self.tx
             .prepare_cached(APPEND_EVENT)
             .and_then(|mut stmt| {
@@ -460,8 +460,8 @@ impl StoreTx for SqliteTx<'_> {
                     json_text(&e.data),
                 ])
             })
-            .map_err(classify)?;
-        Ok(self.tx.last_insert_rowid())
+            .map(drop)
+            .map_err(classify)
     }
 
     fn events(&mut self, after: i64, limit: usize) -> Result<Vec<Event>> {

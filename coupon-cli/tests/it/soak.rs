@@ -564,7 +564,13 @@ const REDEMPTIONS_SQL: &str = "SELECT code, user_id, order_id, redemptions FROM 
 fn read_back(env: &Env) -> Snapshot {
     match &env.postgres {
         None => snapshot_sqlite(env),
-        Some((server, schema)) => snapshot_postgres(server, schema),
+        Some((server, schema)) => {
+            // The Postgres store publishes events from its outbox into the `events` table
+            // when the log is read: read it once, as a follower would, before reading the
+            // table with SQL.
+            env.json(&["events", "--limit", "1"]);
+            snapshot_postgres(server, schema)
+        }
     }
 }
 
