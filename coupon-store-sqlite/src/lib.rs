@@ -40,7 +40,6 @@ use coupon_core::store::{Access, CouponStore, StoreTx};
 use coupon_core::{Error, Result};
 use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::TransactionBehavior;
 
 pub use migrate::SCHEMA_VERSION;
 pub use r2d2;
@@ -230,18 +229,11 @@ impl CouponStore for SqliteStore {
         access: Access,
         f: impl FnOnce(&mut dyn StoreTx) -> Result<T>,
     ) -> Result<T> {
-        let mut conn = self.connection()?;
-        let behavior = match access {
-            Access::Write => TransactionBehavior::Immediate,
-            Access::Read => TransactionBehavior::Deferred,
-        };
-        let tx = conn
-            .transaction_with_behavior(behavior)
+        let conn = self.connection()?;
+        let tx = tx::Transaction::begin(&conn, access)
             .map_err(|e| located(&self.location, classify(e)))?;
-        let mut stx = tx::SqliteTx { tx };
-        let value = f(&mut stx)?;
-        stx.tx
-            .commit()
+        let value = f(&mut tx::SqliteTx::new(&conn))?;
+        tx.commit()
             .map_err(|e| located(&self.location, classify(e)))?;
         Ok(value)
     }

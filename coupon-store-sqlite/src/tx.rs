@@ -3,21 +3,63 @@
 use std::time::Duration;
 
 use coupon_core::apikey::{ApiKey, ApiKeyId, Role, StoredApiKey};
-use coupon_core::store::{CodeFate, StoreTx, Tally};
+use coupon_core::store::{Access, CodeFate, StoreTx, Tally};
 use coupon_core::{
     Book, BookId, BookSettings, CodeRecord, Error, Event, EventKind, Lock, NewEvent, Redemption,
     Result, Timestamp,
 };
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::apikeys;
 use crate::error::classify;
 
-/// One transaction of an [`SqliteStore`](crate::SqliteStore). Write transactions begin with
-/// `BEGIN IMMEDIATE`: they hold the database's write lock from the start, which is how every
-/// row "lock" of [`StoreTx`] is honoured.
+/// One transaction of an [`SqliteStore`](crate::SqliteStore): the connection it runs on, inside
+/// a [`Transaction`]. Write transactions begin with `BEGIN IMMEDIATE`: they hold the database's
+/// write lock from the start, which is how every row "lock" of [`StoreTx`] is honoured.
 pub(crate) struct SqliteTx<'c> {
-    pub(crate) tx: rusqlite::Transaction<'c>,
+    pub(crate) tx: &'c Connection,
+}
+
+impl<'c> SqliteTx<'c> {
+    /// The primitives on a connection inside a transaction.
+    pub(crate) fn new(tx: &'c Connection) -> Self {
+        SqliteTx { tx }
+    }
+}
+
+/// An open transaction on a connection, rolled back when dropped before [`Transaction::commit`]
+/// (an error or a panic of the operation). `BEGIN` and `COMMIT` run as cached prepared
+/// statements: `rusqlite::Transaction` parses them anew on every transaction.
+pub(crate) struct Transaction<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> Transaction<'c> {
+    /// Begins a transaction: `BEGIN IMMEDIATE` for [`Access::Write`], a deferred `BEGIN` (a
+    /// snapshot taken at the first read) for [`Access::Read`].
+    pub(crate) fn begin(conn: &'c Connection, access: Access) -> rusqlite::Result<Self> {
+        let sql = match access {
+            Access::Write => "BEGIN IMMEDIATE",
+            Access::Read => "BEGIN",
+        };
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(Transaction { conn })
+    }
+
+    /// Commits. On failure the transaction is rolled back (when SQLite has not done so).
+    pub(crate) fn commit(self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([]).map(drop)
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.conn.is_autocommit() {
+            // As rusqlite's own transaction does: nothing can be done about a failure here,
+            // and SQLite rolls back a transaction left open when the connection closes.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
 }
 
 const BOOK_COLUMNS: &str = "id, name, description, valid_from, valid_until, \
@@ -505,15 +547,15 @@ impl StoreTx for SqliteTx<'_> {
         hash: &str,
         now: Timestamp,
     ) -> Result<ApiKey> {
-        apikeys::insert(&self.tx, name, role, hash, now)
+        apikeys::insert(self.tx, name, role, hash, now)
     }
 
     fn api_keys(&mut self) -> Result<Vec<StoredApiKey>> {
-        apikeys::all(&self.tx)
+        apikeys::all(self.tx)
     }
 
     fn revoke_api_key(&mut self, id: ApiKeyId, now: Timestamp) -> Result<Option<ApiKey>> {
-        apikeys::revoke(&self.tx, id, now)
+        apikeys::revoke(self.tx, id, now)
     }
 }
 
