@@ -62,11 +62,39 @@ impl Drop for Transaction<'_> {
     }
 }
 
-const BOOK_COLUMNS: &str = "id, name, description, valid_from, valid_until, \
-     max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, \
-     created_at, updated_at";
-const CODE_COLUMNS: &str =
-    "code, book_id, owner, assigned_at, redemptions, lock_token, lock_expires_at, voided_at";
+/// The columns of a book, in the order of [`book_row`]. (Macros rather than constants, so that
+/// each statement is one constant string: nothing is formatted per call.)
+macro_rules! book_columns {
+    () => {
+        "id, name, description, valid_from, valid_until, max_redemptions_per_user, \
+         max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, updated_at"
+    };
+}
+/// The columns of a code, in the order of [`code_row`].
+macro_rules! code_columns {
+    () => {
+        "code, book_id, owner, assigned_at, redemptions, lock_token, lock_expires_at, voided_at"
+    };
+}
+const BOOK: &str = concat!("SELECT ", book_columns!(), " FROM books WHERE id = ?1");
+const BOOKS: &str = concat!("SELECT ", book_columns!(), " FROM books ORDER BY id");
+const CODE: &str = concat!("SELECT ", code_columns!(), " FROM codes WHERE code = ?1");
+const CODES_OF_BOOK_AFTER: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM codes WHERE book_id = ?1 AND code > ?2 ORDER BY code LIMIT ?3"
+);
+const CODES_AFTER: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM codes WHERE code > ?1 ORDER BY code LIMIT ?2"
+);
+const USER_CODES_OF_BOOK: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM codes WHERE owner = ?1 AND book_id = ?2"
+);
+const USER_CODES: &str = concat!("SELECT ", code_columns!(), " FROM codes WHERE owner = ?1");
 
 const INSERT_BOOK: &str = "INSERT INTO books (name, description, valid_from, valid_until, \
      max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, \
@@ -90,12 +118,14 @@ const SAVE_CODE_STATE: &str = "UPDATE codes SET redemptions = ?4, lock_token = ?
      AND voided_at IS ?7";
 const HELD: &str = "SELECT count(*) FROM codes \
      WHERE owner = ?2 AND book_id = ?1 AND voided_at IS NULL";
-/// The available codes of a book, in `slot` order, from the partial index `codes_available`.
-const AVAILABLE: &str = "FROM codes WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL";
-/// The first available code of a book (`?1`) at or after a slot (`?2`).
-fn claim_sql() -> String {
-    format!("SELECT {CODE_COLUMNS} {AVAILABLE} AND slot >= ?2 ORDER BY slot LIMIT 1")
-}
+/// The first available code of a book (`?1`) at or after a slot (`?2`), from the partial
+/// index `codes_available`.
+const CLAIM: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM codes WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL \
+     AND slot >= ?2 ORDER BY slot LIMIT 1"
+);
 /// The lowest and highest slot of a book's available codes: two seeks in the index.
 const SLOT_RANGE: &str = "SELECT \
      (SELECT slot FROM codes WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL \
@@ -174,7 +204,8 @@ fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRecord> {
 }
 
 fn json_text(value: &serde_json::Value) -> String {
-    value.to_string()
+    // Straight into a buffer: `Display` (`to_string()`) goes through the formatting machinery.
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
 fn json_value(text: &str) -> rusqlite::Result<serde_json::Value> {
@@ -218,16 +249,14 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn book(&mut self, id: BookId) -> Result<Option<Book>> {
-        let sql = format!("SELECT {BOOK_COLUMNS} FROM books WHERE id = ?1");
         self.tx
-            .prepare_cached(&sql)
+            .prepare_cached(BOOK)
             .and_then(|mut stmt| stmt.query_row([id], book_row).optional())
             .map_err(classify)
     }
 
     fn books(&mut self) -> Result<Vec<Book>> {
-        let sql = format!("SELECT {BOOK_COLUMNS} FROM books ORDER BY id");
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(classify)?;
+        let mut stmt = self.tx.prepare_cached(BOOKS).map_err(classify)?;
         let rows = stmt.query_map([], book_row).map_err(classify)?;
         rows.collect::<rusqlite::Result<_>>().map_err(classify)
     }
@@ -278,9 +307,8 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn code(&mut self, code: &str) -> Result<Option<CodeRecord>> {
-        let sql = format!("SELECT {CODE_COLUMNS} FROM codes WHERE code = ?1");
         self.tx
-            .prepare_cached(&sql)
+            .prepare_cached(CODE)
             .and_then(|mut stmt| stmt.query_row([code], code_row).optional())
             .map_err(classify)
     }
@@ -326,7 +354,7 @@ impl StoreTx for SqliteTx<'_> {
         // the highest available slot picks a code at random (weighted by the gap before it,
         // which assignments open).
         let point = rand::random_range(low..=high);
-        self.codes(&claim_sql(), params![book, point])
+        self.codes(CLAIM, params![book, point])
             .map(|mut found| found.pop())
     }
 
@@ -399,30 +427,15 @@ impl StoreTx for SqliteTx<'_> {
         let after = after.unwrap_or("");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         match book {
-            Some(book) => self.codes(
-                &format!(
-                    "SELECT {CODE_COLUMNS} FROM codes WHERE book_id = ?1 AND code > ?2 \
-                     ORDER BY code LIMIT ?3"
-                ),
-                params![book, after, limit],
-            ),
-            None => self.codes(
-                &format!("SELECT {CODE_COLUMNS} FROM codes WHERE code > ?1 ORDER BY code LIMIT ?2"),
-                params![after, limit],
-            ),
+            Some(book) => self.codes(CODES_OF_BOOK_AFTER, params![book, after, limit]),
+            None => self.codes(CODES_AFTER, params![after, limit]),
         }
     }
 
     fn user_codes(&mut self, user: &str, book: Option<BookId>) -> Result<Vec<CodeRecord>> {
         match book {
-            Some(book) => self.codes(
-                &format!("SELECT {CODE_COLUMNS} FROM codes WHERE owner = ?1 AND book_id = ?2"),
-                params![user, book],
-            ),
-            None => self.codes(
-                &format!("SELECT {CODE_COLUMNS} FROM codes WHERE owner = ?1"),
-                params![user],
-            ),
+            Some(book) => self.codes(USER_CODES_OF_BOOK, params![user, book]),
+            None => self.codes(USER_CODES, params![user]),
         }
     }
 
@@ -574,7 +587,7 @@ mod tests {
         let conn = rusqlite::Connection::open(&path).unwrap();
         for (sql, index) in [
             (SLOT_RANGE.to_owned(), "codes_available"),
-            (claim_sql(), "codes_available"),
+            (CLAIM.to_owned(), "codes_available"),
             (REDEMPTION.to_owned(), "redemptions_by_order"),
         ] {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
