@@ -66,8 +66,33 @@ impl Drop for Transaction<'_> {
 /// each statement is one constant string: nothing is formatted per call.)
 macro_rules! book_columns {
     () => {
-        "id, name, description, valid_from, valid_until, max_redemptions_per_user, \
-         max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, updated_at"
+        book_columns!("")
+    };
+    ($table:literal) => {
+        concat!(
+            $table,
+            "id, ",
+            $table,
+            "name, ",
+            $table,
+            "description, ",
+            $table,
+            "valid_from, ",
+            $table,
+            "valid_until, ",
+            $table,
+            "max_redemptions_per_user, ",
+            $table,
+            "max_codes_per_user, ",
+            $table,
+            "code_pattern, ",
+            $table,
+            "lock_ttl_seconds, ",
+            $table,
+            "created_at, ",
+            $table,
+            "updated_at"
+        )
     };
 }
 /// The columns of a code, in the order of [`code_row`].
@@ -79,6 +104,15 @@ macro_rules! code_columns {
 const BOOK: &str = concat!("SELECT ", book_columns!(), " FROM books WHERE id = ?1");
 const BOOKS: &str = concat!("SELECT ", book_columns!(), " FROM books ORDER BY id");
 const CODE: &str = concat!("SELECT ", code_columns!(), " FROM codes WHERE code = ?1");
+/// A code and its book in one statement: the code's columns, then the book's (`NULL` if the
+/// book were missing).
+const CODE_AND_BOOK: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    ", ",
+    book_columns!("books."),
+    " FROM codes LEFT JOIN books ON books.id = codes.book_id WHERE code = ?1"
+);
 const CODES_OF_BOOK_AFTER: &str = concat!(
     "SELECT ",
     code_columns!(),
@@ -166,22 +200,30 @@ pub(crate) fn opt_time(micros: Option<i64>) -> rusqlite::Result<Option<Timestamp
 }
 
 fn book_row(r: &Row<'_>) -> rusqlite::Result<Book> {
+    book_at(r, 0)
+}
+
+/// The book whose [`book_columns!`] start at column `at`.
+fn book_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Book> {
     Ok(Book {
-        id: r.get(0)?,
+        id: r.get(at)?,
         settings: BookSettings {
-            name: r.get(1)?,
-            description: r.get(2)?,
-            valid_from: opt_time(r.get(3)?)?,
-            valid_until: opt_time(r.get(4)?)?,
-            max_redemptions_per_user: r.get(5)?,
-            max_codes_per_user: r.get(6)?,
-            code_pattern: r.get(7)?,
-            lock_ttl: Duration::from_secs(r.get::<_, i64>(8)?.unsigned_abs()),
+            name: r.get(at + 1)?,
+            description: r.get(at + 2)?,
+            valid_from: opt_time(r.get(at + 3)?)?,
+            valid_until: opt_time(r.get(at + 4)?)?,
+            max_redemptions_per_user: r.get(at + 5)?,
+            max_codes_per_user: r.get(at + 6)?,
+            code_pattern: r.get(at + 7)?,
+            lock_ttl: Duration::from_secs(r.get::<_, i64>(at + 8)?.unsigned_abs()),
         },
-        created_at: time(r.get(9)?)?,
-        updated_at: time(r.get(10)?)?,
+        created_at: time(r.get(at + 9)?)?,
+        updated_at: time(r.get(at + 10)?)?,
     })
 }
+
+/// The number of [`code_columns!`].
+const CODE_COLUMN_COUNT: usize = 8;
 
 fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRecord> {
     let token: Option<String> = r.get(5)?;
@@ -310,6 +352,22 @@ impl StoreTx for SqliteTx<'_> {
         self.tx
             .prepare_cached(CODE)
             .and_then(|mut stmt| stmt.query_row([code], code_row).optional())
+            .map_err(classify)
+    }
+
+    fn code_and_book(&mut self, code: &str) -> Result<Option<(CodeRecord, Option<Book>)>> {
+        self.tx
+            .prepare_cached(CODE_AND_BOOK)
+            .and_then(|mut stmt| {
+                stmt.query_row([code], |r| {
+                    let book = match r.get_ref(CODE_COLUMN_COUNT)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        _ => Some(book_at(r, CODE_COLUMN_COUNT)?),
+                    };
+                    Ok((code_row(r)?, book))
+                })
+                .optional()
+            })
             .map_err(classify)
     }
 
@@ -602,5 +660,40 @@ mod tests {
             assert!(!plan.contains("SCAN codes"), "no scan: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
         }
+    }
+}
+
+#[cfg(test)]
+mod code_and_book_tests {
+    use coupon_core::store::{Access, CouponStore, StoreTx};
+    use coupon_core::testing::rows;
+    use coupon_core::{BookSettings, Coupons};
+
+    /// One statement reads what `code` and then `book` read; an unknown code is `None`.
+    #[test]
+    fn code_and_book_reads_what_code_and_book_read() {
+        let coupons = Coupons::new(crate::SqliteStore::memory().unwrap());
+        let book = coupons
+            .create_book(&BookSettings {
+                description: Some("both".into()),
+                code_pattern: Some("A-[0-9]".into()),
+                ..BookSettings::new("Joined")
+            })
+            .unwrap();
+        coupons
+            .import_codes(book.id, rows(&["A-1"]), false)
+            .unwrap();
+        coupons.lock("A-1", "u", None, None).unwrap();
+        coupons
+            .store()
+            .transaction(Access::Write, |tx: &mut dyn StoreTx| {
+                let separate = (tx.code("A-1")?.unwrap(), tx.book(book.id)?);
+                let (record, joined) = tx.code_and_book("A-1")?.unwrap();
+                assert!(record.lock.is_some() && record.owner.as_deref() == Some("u"));
+                assert_eq!((record, joined), separate);
+                assert!(tx.code_and_book("A-2")?.is_none());
+                Ok(())
+            })
+            .unwrap();
     }
 }
