@@ -18,12 +18,16 @@ use crate::error::classify;
 /// write lock from the start, which is how every row "lock" of [`StoreTx`] is honoured.
 pub(crate) struct SqliteTx<'c> {
     pub(crate) tx: &'c Connection,
+    /// The code last read by [`StoreTx::code`] or [`StoreTx::code_and_book`], as stored, until
+    /// it is saved: [`StoreTx::save_code`] then knows which columns change without asking.
+    /// Nothing else can change the row meanwhile (a write transaction holds the write lock).
+    loaded: Option<CodeRecord>,
 }
 
 impl<'c> SqliteTx<'c> {
     /// The primitives on a connection inside a transaction.
     pub(crate) fn new(tx: &'c Connection) -> Self {
-        SqliteTx { tx }
+        SqliteTx { tx, loaded: None }
     }
 }
 
@@ -150,6 +154,12 @@ const SAVE_CODE: &str = "UPDATE codes SET owner = ?2, assigned_at = ?3, redempti
 const SAVE_CODE_STATE: &str = "UPDATE codes SET redemptions = ?4, lock_token = ?5, \
      lock_expires_at = ?6 WHERE code = ?1 AND owner IS ?2 AND assigned_at IS ?3 \
      AND voided_at IS ?7";
+/// [`SAVE_CODE_STATE`] for a code read in this transaction, whose owner, assignment and void
+/// time are known to stay as stored: no guard.
+const SAVE_LOCK_AND_COUNT: &str =
+    "UPDATE codes SET redemptions = ?2, lock_token = ?3, lock_expires_at = ?4 WHERE code = ?1";
+/// The same when only the count changes (a redeem of a code without a live lock).
+const SAVE_COUNT: &str = "UPDATE codes SET redemptions = ?2 WHERE code = ?1";
 const HELD: &str = "SELECT count(*) FROM codes \
      WHERE owner = ?2 AND book_id = ?1 AND voided_at IS NULL";
 /// The first available code of a book (`?1`) at or after a slot (`?2`), from the partial
@@ -349,14 +359,18 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn code(&mut self, code: &str) -> Result<Option<CodeRecord>> {
-        self.tx
+        let found = self
+            .tx
             .prepare_cached(CODE)
             .and_then(|mut stmt| stmt.query_row([code], code_row).optional())
-            .map_err(classify)
+            .map_err(classify)?;
+        self.loaded.clone_from(&found);
+        Ok(found)
     }
 
     fn code_and_book(&mut self, code: &str) -> Result<Option<(CodeRecord, Option<Book>)>> {
-        self.tx
+        let found = self
+            .tx
             .prepare_cached(CODE_AND_BOOK)
             .and_then(|mut stmt| {
                 stmt.query_row([code], |r| {
@@ -368,10 +382,38 @@ impl StoreTx for SqliteTx<'_> {
                 })
                 .optional()
             })
-            .map_err(classify)
+            .map_err(classify)?;
+        self.loaded = found.as_ref().map(|(code, _)| code.clone());
+        Ok(found)
     }
 
     fn save_code(&mut self, c: &CodeRecord) -> Result<()> {
+        // When this transaction read the code, only the columns that change are set (the
+        // fewer values bound, the less work) and no guard is needed.
+        let stored = self.loaded.take().filter(|l| l.code == c.code);
+        if let Some(stored) = stored.filter(|l| {
+            (&l.owner, l.assigned_at, l.voided_at) == (&c.owner, c.assigned_at, c.voided_at)
+        }) {
+            let saved = if stored.lock == c.lock {
+                self.tx
+                    .prepare_cached(SAVE_COUNT)
+                    .and_then(|mut stmt| stmt.execute(params![c.code, c.redemptions]))
+            } else {
+                self.tx
+                    .prepare_cached(SAVE_LOCK_AND_COUNT)
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            c.code,
+                            c.redemptions,
+                            c.lock.as_ref().map(|l| &l.token),
+                            c.lock.as_ref().map(|l| micros(l.expires_at)),
+                        ])
+                    })
+            };
+            if saved.map_err(classify)? == 1 {
+                return Ok(());
+            }
+        }
         let values = params![
             c.code,
             c.owner,
@@ -664,10 +706,10 @@ mod tests {
 }
 
 #[cfg(test)]
-mod code_and_book_tests {
+mod code_tests {
     use coupon_core::store::{Access, CouponStore, StoreTx};
     use coupon_core::testing::rows;
-    use coupon_core::{BookSettings, Coupons};
+    use coupon_core::{BookSettings, Coupons, Lock};
 
     /// One statement reads what `code` and then `book` read; an unknown code is `None`.
     #[test]
@@ -692,6 +734,55 @@ mod code_and_book_tests {
                 assert!(record.lock.is_some() && record.owner.as_deref() == Some("u"));
                 assert_eq!((record, joined), separate);
                 assert!(tx.code_and_book("A-2")?.is_none());
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// Each way `save_code` can take stores exactly the record given: a code read in the
+    /// transaction with only its count changed, with its lock changed, with its owner changed,
+    /// and a code saved without being read first, or after another code was read.
+    #[test]
+    fn save_code_stores_the_record_whichever_statement_it_picks() {
+        let coupons = Coupons::new(crate::SqliteStore::memory().unwrap());
+        let book = coupons.create_book(&BookSettings::new("Saved")).unwrap();
+        coupons
+            .import_codes(book.id, rows(&["A-1", "A-2"]), false)
+            .unwrap();
+        coupons.assign_code("A-1", "u").unwrap();
+        let now = coupons.now();
+        coupons
+            .store()
+            .transaction(Access::Write, |tx: &mut dyn StoreTx| {
+                // Only the count.
+                let mut a = tx.code("A-1")?.unwrap();
+                a.redemptions += 1;
+                tx.save_code(&a)?;
+                assert_eq!(tx.code("A-1")?.as_ref(), Some(&a));
+                // The lock and the count.
+                a.redemptions += 1;
+                a.lock = Some(Lock {
+                    token: "t".into(),
+                    expires_at: now,
+                });
+                tx.save_code(&a)?;
+                assert_eq!(tx.code_and_book("A-1")?.map(|(c, _)| c).as_ref(), Some(&a));
+                // The owner.
+                a.owner = Some("v".into());
+                a.lock = None;
+                tx.save_code(&a)?;
+                // Saved again without being read again, then after another code was read.
+                a.redemptions += 1;
+                tx.save_code(&a)?;
+                assert_eq!(tx.code("A-1")?.as_ref(), Some(&a));
+                let mut b = tx.code("A-2")?.unwrap();
+                a.redemptions += 1;
+                tx.save_code(&a)?;
+                b.owner = Some("u".into());
+                b.assigned_at = Some(now);
+                tx.save_code(&b)?;
+                assert_eq!(tx.code("A-1")?.as_ref(), Some(&a));
+                assert_eq!(tx.code("A-2")?.as_ref(), Some(&b));
                 Ok(())
             })
             .unwrap();
