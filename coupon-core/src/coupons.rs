@@ -202,8 +202,7 @@ impl<S: CouponStore> Coupons<S> {
     pub fn coupon(&self, code: &str) -> Result<Coupon> {
         let code = normalize_code(code)?;
         self.read(|tx, now| {
-            let record = load_code(tx, &code)?;
-            let book = load_book(tx, record.book_id)?;
+            let (record, book) = load_code_and_book(tx, &code)?;
             Ok(Coupon::new(&book, &record, now))
         })
     }
@@ -328,13 +327,13 @@ impl<S: CouponStore> Coupons<S> {
             validate_context(context)?;
         }
         self.write(|tx, now| {
-            let mut record = load_code(tx, &code)?;
+            let (mut record, book) = load_code_and_book(tx, &code)?;
             if let Some(order) = &request.order_id {
                 if let Some(previous) = tx.redemption(&code, order)? {
                     return rules::redeem::replay(&previous, user);
                 }
             }
-            let book = load_book(tx, record.book_id)?;
+            #[cfg(debug_assertions)]
             let before = record.clone();
             let mut events = vec![];
             let redemption = rules::redeem::redeem(
@@ -346,11 +345,12 @@ impl<S: CouponStore> Coupons<S> {
                 held(tx, &book, user),
                 &mut events,
             )?;
-            debug_assert_ne!(record, before);
+            #[cfg(debug_assertions)]
+            debug_assert_ne!(record, before, "a redeem always changes the code");
             tx.save_code(&record)?;
             tx.insert_redemption(&redemption)?;
             append(tx, now, events)?;
-            Ok(Receipt::new(&redemption, false))
+            Ok(Receipt::from(redemption))
         })
     }
 
@@ -396,8 +396,7 @@ impl<S: CouponStore> Coupons<S> {
             let mut voided = vec![None; codes.len()];
             let mut events = vec![];
             for &i in &order {
-                let mut record = load_code(tx, &codes[i])?;
-                let book = load_book(tx, record.book_id)?;
+                let (mut record, book) = load_code_and_book(tx, &codes[i])?;
                 if record.voided_at.is_none() {
                     record.voided_at = Some(now);
                     record.lock = None;
@@ -531,8 +530,7 @@ impl<S: CouponStore> Coupons<S> {
         ) -> Result<T>,
     ) -> Result<(Coupon, T)> {
         self.write(|tx, now| {
-            let mut record = load_code(tx, code)?;
-            let book = load_book(tx, record.book_id)?;
+            let (mut record, book) = load_code_and_book(tx, code)?;
             let before = record.clone();
             let mut events = vec![];
             let value = change(tx, &book, &mut record, now, &mut events)?;
@@ -555,13 +553,26 @@ fn held<'a>(
 }
 
 pub(crate) fn load_book(tx: &mut dyn StoreTx, id: BookId) -> Result<Book> {
-    tx.book(id)?
-        .ok_or_else(|| Error::not_found(format!("book {id} does not exist")))
+    tx.book(id)?.ok_or_else(|| no_book(id))
 }
 
 fn load_code(tx: &mut dyn StoreTx, code: &str) -> Result<CodeRecord> {
-    tx.code(code)?
-        .ok_or_else(|| Error::not_found(format!("code {code} does not exist")))
+    tx.code(code)?.ok_or_else(|| no_code(code))
+}
+
+/// The code and its book, locked (one read where the store can).
+fn load_code_and_book(tx: &mut dyn StoreTx, code: &str) -> Result<(CodeRecord, Book)> {
+    let (record, book) = tx.code_and_book(code)?.ok_or_else(|| no_code(code))?;
+    let book = book.ok_or_else(|| no_book(record.book_id))?;
+    Ok((record, book))
+}
+
+fn no_code(code: &str) -> Error {
+    Error::not_found(format!("code {code} does not exist"))
+}
+
+fn no_book(id: BookId) -> Error {
+    Error::not_found(format!("book {id} does not exist"))
 }
 
 pub(crate) fn append(tx: &mut dyn StoreTx, now: Timestamp, events: Vec<NewEvent>) -> Result<()> {

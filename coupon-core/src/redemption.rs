@@ -59,3 +59,40 @@ impl Receipt {
         }
     }
 }
+
+impl From<Redemption> for Receipt {
+    /// The receipt of a redemption just made (not a replay), taking its strings.
+    fn from(redemption: Redemption) -> Self {
+        Receipt {
+            code: redemption.code,
+            user_id: redemption.user_id,
+            order_id: redemption.order_id,
+            redeemed_at: redemption.redeemed_at,
+            redemptions: redemption.redemptions,
+            remaining: redemption.remaining,
+            replayed: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_receipt_taken_from_a_redemption_is_its_receipt() {
+        let redemption = Redemption {
+            code: "A-1".into(),
+            user_id: "u".into(),
+            order_id: Some("o-1".into()),
+            context: Some(serde_json::json!({"cart": 3})),
+            redeemed_at: chrono::DateTime::from_timestamp_micros(1_000_000).unwrap_or_default(),
+            redemptions: 2,
+            remaining: 1,
+        };
+        assert_eq!(
+            Receipt::from(redemption.clone()),
+            Receipt::new(&redemption, false)
+        );
+    }
+}

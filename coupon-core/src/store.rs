@@ -133,6 +133,18 @@ pub trait StoreTx {
     /// The code `code` (normalized), locked in a write transaction.
     fn code(&mut self, code: &str) -> Result<Option<CodeRecord>>;
 
+    /// The code `code` (normalized) and the book it belongs to, each locked in a write
+    /// transaction as by [`StoreTx::code`] and [`StoreTx::book`]. The default reads the code, then
+    /// its book; a store may read both at once. `None` when there is no such code; the book is
+    /// `None` only when the store has lost it.
+    fn code_and_book(&mut self, code: &str) -> Result<Option<(CodeRecord, Option<Book>)>> {
+        let Some(record) = self.code(code)? else {
+            return Ok(None);
+        };
+        let book = self.book(record.book_id)?;
+        Ok(Some((record, book)))
+    }
+
     /// Saves the owner, assignment time, redemption count, lock and void time of an existing code.
     fn save_code(&mut self, code: &CodeRecord) -> Result<()>;
 

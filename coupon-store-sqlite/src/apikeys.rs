@@ -3,7 +3,7 @@
 
 use coupon_core::apikey::{ApiKey, ApiKeyId, Role, StoredApiKey};
 use coupon_core::{Error, ErrorKind, Result, Timestamp};
-use rusqlite::{params, OptionalExtension, Row, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::error::classify;
 use crate::tx::{micros, opt_time, time};
@@ -11,7 +11,7 @@ use crate::tx::{micros, opt_time, time};
 const COLUMNS: &str = "id, name, role, created_at, revoked_at, key_hash";
 
 pub(crate) fn insert(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     name: Option<&str>,
     role: Role,
     hash: &str,
@@ -31,7 +31,7 @@ pub(crate) fn insert(
     })
 }
 
-pub(crate) fn all(tx: &Transaction<'_>) -> Result<Vec<StoredApiKey>> {
+pub(crate) fn all(tx: &Connection) -> Result<Vec<StoredApiKey>> {
     let mut stmt = tx
         .prepare_cached(&format!("SELECT {COLUMNS} FROM api_keys ORDER BY id"))
         .map_err(classify)?;
@@ -39,7 +39,7 @@ pub(crate) fn all(tx: &Transaction<'_>) -> Result<Vec<StoredApiKey>> {
     rows.map(|r| r.map_err(classify)?).collect()
 }
 
-pub(crate) fn revoke(tx: &Transaction<'_>, id: ApiKeyId, now: Timestamp) -> Result<Option<ApiKey>> {
+pub(crate) fn revoke(tx: &Connection, id: ApiKeyId, now: Timestamp) -> Result<Option<ApiKey>> {
     tx.prepare_cached("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
         .and_then(|mut stmt| stmt.execute(params![id, micros(now)]))
         .map_err(classify)?;

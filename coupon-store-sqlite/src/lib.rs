@@ -40,7 +40,6 @@ use coupon_core::store::{Access, CouponStore, StoreTx};
 use coupon_core::{Error, Result};
 use r2d2::ManageConnection;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::TransactionBehavior;
 
 pub use migrate::SCHEMA_VERSION;
 pub use r2d2;
@@ -49,11 +48,20 @@ pub use rusqlite;
 use crate::error::classify;
 
 /// The settings of every connection: durable commits without an `fsync` each (WAL with
-/// `synchronous = NORMAL`), foreign keys enforced, and a checkpoint once the log holds 10,000
+/// `synchronous = NORMAL`), foreign keys enforced, a checkpoint once the log holds 10,000
 /// pages rather than SQLite's 1,000, so a stream of small writes pays for a checkpoint (and
-/// its `fsync`) ten times less often.
-pub const CONNECTION_PRAGMAS: &str =
-    "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 10000;";
+/// its `fsync`) ten times less often, and an 8 MiB page cache rather than 2 MiB.
+///
+/// The cache: the bundled SQLite is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so all the
+/// connections of a process share one page budget, the sum of their cache sizes. A connection
+/// that has taken over most of that budget (after a burst of writes, each new page taken
+/// from the least recently used) leaves another one, whose cache a change by the first has
+/// emptied, freeing each page as soon as it releases it: every transaction of the second then
+/// reads all its pages again. With 2 MiB per connection, two connections taking turns at
+/// redeems for 3 seconds each did so for whole turns (17 reads per redeem instead of 0.1,
+/// 40 µs of CPU instead of 25); with 8 MiB, not once.
+pub const CONNECTION_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+     PRAGMA wal_autocheckpoint = 10000; PRAGMA cache_size = -8192;";
 
 /// How a store opens its database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,18 +238,11 @@ impl CouponStore for SqliteStore {
         access: Access,
         f: impl FnOnce(&mut dyn StoreTx) -> Result<T>,
     ) -> Result<T> {
-        let mut conn = self.connection()?;
-        let behavior = match access {
-            Access::Write => TransactionBehavior::Immediate,
-            Access::Read => TransactionBehavior::Deferred,
-        };
-        let tx = conn
-            .transaction_with_behavior(behavior)
+        let conn = self.connection()?;
+        let tx = tx::Transaction::begin(&conn, access)
             .map_err(|e| located(&self.location, classify(e)))?;
-        let mut stx = tx::SqliteTx { tx };
-        let value = f(&mut stx)?;
-        stx.tx
-            .commit()
+        let value = f(&mut tx::SqliteTx::new(&conn))?;
+        tx.commit()
             .map_err(|e| located(&self.location, classify(e)))?;
         Ok(value)
     }

@@ -3,28 +3,136 @@
 use std::time::Duration;
 
 use coupon_core::apikey::{ApiKey, ApiKeyId, Role, StoredApiKey};
-use coupon_core::store::{CodeFate, StoreTx, Tally};
+use coupon_core::store::{Access, CodeFate, StoreTx, Tally};
 use coupon_core::{
     Book, BookId, BookSettings, CodeRecord, Error, Event, EventKind, Lock, NewEvent, Redemption,
     Result, Timestamp,
 };
-use rusqlite::{params, OptionalExtension, Row};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use crate::apikeys;
 use crate::error::classify;
 
-/// One transaction of an [`SqliteStore`](crate::SqliteStore). Write transactions begin with
-/// `BEGIN IMMEDIATE`: they hold the database's write lock from the start, which is how every
-/// row "lock" of [`StoreTx`] is honoured.
+/// One transaction of an [`SqliteStore`](crate::SqliteStore): the connection it runs on, inside
+/// a [`Transaction`]. Write transactions begin with `BEGIN IMMEDIATE`: they hold the database's
+/// write lock from the start, which is how every row "lock" of [`StoreTx`] is honoured.
 pub(crate) struct SqliteTx<'c> {
-    pub(crate) tx: rusqlite::Transaction<'c>,
+    pub(crate) tx: &'c Connection,
+    /// The code last read by [`StoreTx::code`] or [`StoreTx::code_and_book`], as stored, until
+    /// it is saved: [`StoreTx::save_code`] then knows which columns change without asking.
+    /// Nothing else can change the row meanwhile (a write transaction holds the write lock).
+    loaded: Option<CodeRecord>,
 }
 
-const BOOK_COLUMNS: &str = "id, name, description, valid_from, valid_until, \
-     max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, \
-     created_at, updated_at";
-const CODE_COLUMNS: &str =
-    "code, book_id, owner, assigned_at, redemptions, lock_token, lock_expires_at, voided_at";
+impl<'c> SqliteTx<'c> {
+    /// The primitives on a connection inside a transaction.
+    pub(crate) fn new(tx: &'c Connection) -> Self {
+        SqliteTx { tx, loaded: None }
+    }
+}
+
+/// An open transaction on a connection, rolled back when dropped before [`Transaction::commit`]
+/// (an error or a panic of the operation). `BEGIN` and `COMMIT` run as cached prepared
+/// statements: `rusqlite::Transaction` parses them anew on every transaction.
+pub(crate) struct Transaction<'c> {
+    conn: &'c Connection,
+}
+
+impl<'c> Transaction<'c> {
+    /// Begins a transaction: `BEGIN IMMEDIATE` for [`Access::Write`], a deferred `BEGIN` (a
+    /// snapshot taken at the first read) for [`Access::Read`].
+    pub(crate) fn begin(conn: &'c Connection, access: Access) -> rusqlite::Result<Self> {
+        let sql = match access {
+            Access::Write => "BEGIN IMMEDIATE",
+            Access::Read => "BEGIN",
+        };
+        conn.prepare_cached(sql)?.execute([])?;
+        Ok(Transaction { conn })
+    }
+
+    /// Commits. On failure the transaction is rolled back (when SQLite has not done so).
+    pub(crate) fn commit(self) -> rusqlite::Result<()> {
+        self.conn.prepare_cached("COMMIT")?.execute([]).map(drop)
+    }
+}
+
+impl Drop for Transaction<'_> {
+    fn drop(&mut self) {
+        if !self.conn.is_autocommit() {
+            // As rusqlite's own transaction does: nothing can be done about a failure here,
+            // and SQLite rolls back a transaction left open when the connection closes.
+            let _ = self.conn.execute_batch("ROLLBACK");
+        }
+    }
+}
+
+/// The columns of a book, in the order of [`book_row`]. (Macros rather than constants, so that
+/// each statement is one constant string: nothing is formatted per call.)
+macro_rules! book_columns {
+    () => {
+        book_columns!("")
+    };
+    ($table:literal) => {
+        concat!(
+            $table,
+            "id, ",
+            $table,
+            "name, ",
+            $table,
+            "description, ",
+            $table,
+            "valid_from, ",
+            $table,
+            "valid_until, ",
+            $table,
+            "max_redemptions_per_user, ",
+            $table,
+            "max_codes_per_user, ",
+            $table,
+            "code_pattern, ",
+            $table,
+            "lock_ttl_seconds, ",
+            $table,
+            "created_at, ",
+            $table,
+            "updated_at"
+        )
+    };
+}
+/// The columns of a code, in the order of [`code_row`].
+macro_rules! code_columns {
+    () => {
+        "code, book_id, owner, assigned_at, redemptions, lock_token, lock_expires_at, voided_at"
+    };
+}
+const BOOK: &str = concat!("SELECT ", book_columns!(), " FROM books WHERE id = ?1");
+const BOOKS: &str = concat!("SELECT ", book_columns!(), " FROM books ORDER BY id");
+const CODE: &str = concat!("SELECT ", code_columns!(), " FROM codes WHERE code = ?1");
+/// A code and its book in one statement: the code's columns, then the book's (`NULL` if the
+/// book were missing).
+const CODE_AND_BOOK: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    ", ",
+    book_columns!("books."),
+    " FROM codes LEFT JOIN books ON books.id = codes.book_id WHERE code = ?1"
+);
+const CODES_OF_BOOK_AFTER: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM codes WHERE book_id = ?1 AND code > ?2 ORDER BY code LIMIT ?3"
+);
+const CODES_AFTER: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM codes WHERE code > ?1 ORDER BY code LIMIT ?2"
+);
+const USER_CODES_OF_BOOK: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM codes WHERE owner = ?1 AND book_id = ?2"
+);
+const USER_CODES: &str = concat!("SELECT ", code_columns!(), " FROM codes WHERE owner = ?1");
 
 const INSERT_BOOK: &str = "INSERT INTO books (name, description, valid_from, valid_until, \
      max_redemptions_per_user, max_codes_per_user, code_pattern, lock_ttl_seconds, created_at, \
@@ -46,14 +154,22 @@ const SAVE_CODE: &str = "UPDATE codes SET owner = ?2, assigned_at = ?3, redempti
 const SAVE_CODE_STATE: &str = "UPDATE codes SET redemptions = ?4, lock_token = ?5, \
      lock_expires_at = ?6 WHERE code = ?1 AND owner IS ?2 AND assigned_at IS ?3 \
      AND voided_at IS ?7";
+/// [`SAVE_CODE_STATE`] for a code read in this transaction, whose owner, assignment and void
+/// time are known to stay as stored: no guard.
+const SAVE_LOCK_AND_COUNT: &str =
+    "UPDATE codes SET redemptions = ?2, lock_token = ?3, lock_expires_at = ?4 WHERE code = ?1";
+/// The same when only the count changes (a redeem of a code without a live lock).
+const SAVE_COUNT: &str = "UPDATE codes SET redemptions = ?2 WHERE code = ?1";
 const HELD: &str = "SELECT count(*) FROM codes \
      WHERE owner = ?2 AND book_id = ?1 AND voided_at IS NULL";
-/// The available codes of a book, in `slot` order, from the partial index `codes_available`.
-const AVAILABLE: &str = "FROM codes WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL";
-/// The first available code of a book (`?1`) at or after a slot (`?2`).
-fn claim_sql() -> String {
-    format!("SELECT {CODE_COLUMNS} {AVAILABLE} AND slot >= ?2 ORDER BY slot LIMIT 1")
-}
+/// The first available code of a book (`?1`) at or after a slot (`?2`), from the partial
+/// index `codes_available`.
+const CLAIM: &str = concat!(
+    "SELECT ",
+    code_columns!(),
+    " FROM codes WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL \
+     AND slot >= ?2 ORDER BY slot LIMIT 1"
+);
 /// The lowest and highest slot of a book's available codes: two seeks in the index.
 const SLOT_RANGE: &str = "SELECT \
      (SELECT slot FROM codes WHERE book_id = ?1 AND owner IS NULL AND voided_at IS NULL \
@@ -94,22 +210,30 @@ pub(crate) fn opt_time(micros: Option<i64>) -> rusqlite::Result<Option<Timestamp
 }
 
 fn book_row(r: &Row<'_>) -> rusqlite::Result<Book> {
+    book_at(r, 0)
+}
+
+/// The book whose [`book_columns!`] start at column `at`.
+fn book_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Book> {
     Ok(Book {
-        id: r.get(0)?,
+        id: r.get(at)?,
         settings: BookSettings {
-            name: r.get(1)?,
-            description: r.get(2)?,
-            valid_from: opt_time(r.get(3)?)?,
-            valid_until: opt_time(r.get(4)?)?,
-            max_redemptions_per_user: r.get(5)?,
-            max_codes_per_user: r.get(6)?,
-            code_pattern: r.get(7)?,
-            lock_ttl: Duration::from_secs(r.get::<_, i64>(8)?.unsigned_abs()),
+            name: r.get(at + 1)?,
+            description: r.get(at + 2)?,
+            valid_from: opt_time(r.get(at + 3)?)?,
+            valid_until: opt_time(r.get(at + 4)?)?,
+            max_redemptions_per_user: r.get(at + 5)?,
+            max_codes_per_user: r.get(at + 6)?,
+            code_pattern: r.get(at + 7)?,
+            lock_ttl: Duration::from_secs(r.get::<_, i64>(at + 8)?.unsigned_abs()),
         },
-        created_at: time(r.get(9)?)?,
-        updated_at: time(r.get(10)?)?,
+        created_at: time(r.get(at + 9)?)?,
+        updated_at: time(r.get(at + 10)?)?,
     })
 }
+
+/// The number of [`code_columns!`].
+const CODE_COLUMN_COUNT: usize = 8;
 
 fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRecord> {
     let token: Option<String> = r.get(5)?;
@@ -132,7 +256,8 @@ fn code_row(r: &Row<'_>) -> rusqlite::Result<CodeRecord> {
 }
 
 fn json_text(value: &serde_json::Value) -> String {
-    value.to_string()
+    // Straight into a buffer: `Display` (`to_string()`) goes through the formatting machinery.
+    serde_json::to_string(value).unwrap_or_else(|_| value.to_string())
 }
 
 fn json_value(text: &str) -> rusqlite::Result<serde_json::Value> {
@@ -176,16 +301,14 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn book(&mut self, id: BookId) -> Result<Option<Book>> {
-        let sql = format!("SELECT {BOOK_COLUMNS} FROM books WHERE id = ?1");
         self.tx
-            .prepare_cached(&sql)
+            .prepare_cached(BOOK)
             .and_then(|mut stmt| stmt.query_row([id], book_row).optional())
             .map_err(classify)
     }
 
     fn books(&mut self) -> Result<Vec<Book>> {
-        let sql = format!("SELECT {BOOK_COLUMNS} FROM books ORDER BY id");
-        let mut stmt = self.tx.prepare_cached(&sql).map_err(classify)?;
+        let mut stmt = self.tx.prepare_cached(BOOKS).map_err(classify)?;
         let rows = stmt.query_map([], book_row).map_err(classify)?;
         rows.collect::<rusqlite::Result<_>>().map_err(classify)
     }
@@ -236,14 +359,61 @@ impl StoreTx for SqliteTx<'_> {
     }
 
     fn code(&mut self, code: &str) -> Result<Option<CodeRecord>> {
-        let sql = format!("SELECT {CODE_COLUMNS} FROM codes WHERE code = ?1");
-        self.tx
-            .prepare_cached(&sql)
+        let found = self
+            .tx
+            .prepare_cached(CODE)
             .and_then(|mut stmt| stmt.query_row([code], code_row).optional())
-            .map_err(classify)
+            .map_err(classify)?;
+        self.loaded.clone_from(&found);
+        Ok(found)
+    }
+
+    fn code_and_book(&mut self, code: &str) -> Result<Option<(CodeRecord, Option<Book>)>> {
+        let found = self
+            .tx
+            .prepare_cached(CODE_AND_BOOK)
+            .and_then(|mut stmt| {
+                stmt.query_row([code], |r| {
+                    let book = match r.get_ref(CODE_COLUMN_COUNT)? {
+                        rusqlite::types::ValueRef::Null => None,
+                        _ => Some(book_at(r, CODE_COLUMN_COUNT)?),
+                    };
+                    Ok((code_row(r)?, book))
+                })
+                .optional()
+            })
+            .map_err(classify)?;
+        self.loaded = found.as_ref().map(|(code, _)| code.clone());
+        Ok(found)
     }
 
     fn save_code(&mut self, c: &CodeRecord) -> Result<()> {
+        // When this transaction read the code, only the columns that change are set (the
+        // fewer values bound, the less work) and no guard is needed.
+        let stored = self.loaded.take().filter(|l| l.code == c.code);
+        if let Some(stored) = stored.filter(|l| {
+            (&l.owner, l.assigned_at, l.voided_at) == (&c.owner, c.assigned_at, c.voided_at)
+        }) {
+            let saved = if stored.lock == c.lock {
+                self.tx
+                    .prepare_cached(SAVE_COUNT)
+                    .and_then(|mut stmt| stmt.execute(params![c.code, c.redemptions]))
+            } else {
+                self.tx
+                    .prepare_cached(SAVE_LOCK_AND_COUNT)
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![
+                            c.code,
+                            c.redemptions,
+                            c.lock.as_ref().map(|l| &l.token),
+                            c.lock.as_ref().map(|l| micros(l.expires_at)),
+                        ])
+                    })
+            };
+            if saved.map_err(classify)? == 1 {
+                return Ok(());
+            }
+        }
         let values = params![
             c.code,
             c.owner,
@@ -284,7 +454,7 @@ impl StoreTx for SqliteTx<'_> {
         // the highest available slot picks a code at random (weighted by the gap before it,
         // which assignments open).
         let point = rand::random_range(low..=high);
-        self.codes(&claim_sql(), params![book, point])
+        self.codes(CLAIM, params![book, point])
             .map(|mut found| found.pop())
     }
 
@@ -357,30 +527,15 @@ impl StoreTx for SqliteTx<'_> {
         let after = after.unwrap_or("");
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         match book {
-            Some(book) => self.codes(
-                &format!(
-                    "SELECT {CODE_COLUMNS} FROM codes WHERE book_id = ?1 AND code > ?2 \
-                     ORDER BY code LIMIT ?3"
-                ),
-                params![book, after, limit],
-            ),
-            None => self.codes(
-                &format!("SELECT {CODE_COLUMNS} FROM codes WHERE code > ?1 ORDER BY code LIMIT ?2"),
-                params![after, limit],
-            ),
+            Some(book) => self.codes(CODES_OF_BOOK_AFTER, params![book, after, limit]),
+            None => self.codes(CODES_AFTER, params![after, limit]),
         }
     }
 
     fn user_codes(&mut self, user: &str, book: Option<BookId>) -> Result<Vec<CodeRecord>> {
         match book {
-            Some(book) => self.codes(
-                &format!("SELECT {CODE_COLUMNS} FROM codes WHERE owner = ?1 AND book_id = ?2"),
-                params![user, book],
-            ),
-            None => self.codes(
-                &format!("SELECT {CODE_COLUMNS} FROM codes WHERE owner = ?1"),
-                params![user],
-            ),
+            Some(book) => self.codes(USER_CODES_OF_BOOK, params![user, book]),
+            None => self.codes(USER_CODES, params![user]),
         }
     }
 
@@ -505,15 +660,15 @@ impl StoreTx for SqliteTx<'_> {
         hash: &str,
         now: Timestamp,
     ) -> Result<ApiKey> {
-        apikeys::insert(&self.tx, name, role, hash, now)
+        apikeys::insert(self.tx, name, role, hash, now)
     }
 
     fn api_keys(&mut self) -> Result<Vec<StoredApiKey>> {
-        apikeys::all(&self.tx)
+        apikeys::all(self.tx)
     }
 
     fn revoke_api_key(&mut self, id: ApiKeyId, now: Timestamp) -> Result<Option<ApiKey>> {
-        apikeys::revoke(&self.tx, id, now)
+        apikeys::revoke(self.tx, id, now)
     }
 }
 
@@ -532,7 +687,7 @@ mod tests {
         let conn = rusqlite::Connection::open(&path).unwrap();
         for (sql, index) in [
             (SLOT_RANGE.to_owned(), "codes_available"),
-            (claim_sql(), "codes_available"),
+            (CLAIM.to_owned(), "codes_available"),
             (REDEMPTION.to_owned(), "redemptions_by_order"),
         ] {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
@@ -547,5 +702,89 @@ mod tests {
             assert!(!plan.contains("SCAN codes"), "no scan: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "no sort: {plan}");
         }
+    }
+}
+
+#[cfg(test)]
+mod code_tests {
+    use coupon_core::store::{Access, CouponStore, StoreTx};
+    use coupon_core::testing::rows;
+    use coupon_core::{BookSettings, Coupons, Lock};
+
+    /// One statement reads what `code` and then `book` read; an unknown code is `None`.
+    #[test]
+    fn code_and_book_reads_what_code_and_book_read() {
+        let coupons = Coupons::new(crate::SqliteStore::memory().unwrap());
+        let book = coupons
+            .create_book(&BookSettings {
+                description: Some("both".into()),
+                code_pattern: Some("A-[0-9]".into()),
+                ..BookSettings::new("Joined")
+            })
+            .unwrap();
+        coupons
+            .import_codes(book.id, rows(&["A-1"]), false)
+            .unwrap();
+        coupons.lock("A-1", "u", None, None).unwrap();
+        coupons
+            .store()
+            .transaction(Access::Write, |tx: &mut dyn StoreTx| {
+                let separate = (tx.code("A-1")?.unwrap(), tx.book(book.id)?);
+                let (record, joined) = tx.code_and_book("A-1")?.unwrap();
+                assert!(record.lock.is_some() && record.owner.as_deref() == Some("u"));
+                assert_eq!((record, joined), separate);
+                assert!(tx.code_and_book("A-2")?.is_none());
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    /// Each way `save_code` can take stores exactly the record given: a code read in the
+    /// transaction with only its count changed, with its lock changed, with its owner changed,
+    /// and a code saved without being read first, or after another code was read.
+    #[test]
+    fn save_code_stores_the_record_whichever_statement_it_picks() {
+        let coupons = Coupons::new(crate::SqliteStore::memory().unwrap());
+        let book = coupons.create_book(&BookSettings::new("Saved")).unwrap();
+        coupons
+            .import_codes(book.id, rows(&["A-1", "A-2"]), false)
+            .unwrap();
+        coupons.assign_code("A-1", "u").unwrap();
+        let now = coupons.now();
+        coupons
+            .store()
+            .transaction(Access::Write, |tx: &mut dyn StoreTx| {
+                // Only the count.
+                let mut a = tx.code("A-1")?.unwrap();
+                a.redemptions += 1;
+                tx.save_code(&a)?;
+                assert_eq!(tx.code("A-1")?.as_ref(), Some(&a));
+                // The lock and the count.
+                a.redemptions += 1;
+                a.lock = Some(Lock {
+                    token: "t".into(),
+                    expires_at: now,
+                });
+                tx.save_code(&a)?;
+                assert_eq!(tx.code_and_book("A-1")?.map(|(c, _)| c).as_ref(), Some(&a));
+                // The owner.
+                a.owner = Some("v".into());
+                a.lock = None;
+                tx.save_code(&a)?;
+                // Saved again without being read again, then after another code was read.
+                a.redemptions += 1;
+                tx.save_code(&a)?;
+                assert_eq!(tx.code("A-1")?.as_ref(), Some(&a));
+                let mut b = tx.code("A-2")?.unwrap();
+                a.redemptions += 1;
+                tx.save_code(&a)?;
+                b.owner = Some("u".into());
+                b.assigned_at = Some(now);
+                tx.save_code(&b)?;
+                assert_eq!(tx.code("A-1")?.as_ref(), Some(&a));
+                assert_eq!(tx.code("A-2")?.as_ref(), Some(&b));
+                Ok(())
+            })
+            .unwrap();
     }
 }

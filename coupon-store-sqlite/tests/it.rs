@@ -97,6 +97,46 @@ mod sqlite_only {
         assert_eq!(applied, SCHEMA_VERSION);
     }
 
+    /// An operation that fails, or panics, leaves nothing behind, and its connection goes back
+    /// to the pool usable (one connection, so the next operation gets the same one).
+    #[test]
+    fn a_failed_or_panicking_transaction_is_rolled_back() {
+        use coupon_core::store::{Access, CouponStore};
+        use std::panic::{catch_unwind, AssertUnwindSafe};
+
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions {
+            pool_size: 1,
+            ..SqliteOptions::default()
+        };
+        let store = SqliteStore::open_with(dir.path().join("coupons.db"), options).unwrap();
+        let now = chrono::Utc::now();
+        let err = store
+            .transaction(Access::Write, |tx| {
+                tx.insert_book(&BookSettings::new("failed"), now)?;
+                Err::<(), _>(coupon_core::Error::invalid_input("refused"))
+            })
+            .unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        let panicked = catch_unwind(AssertUnwindSafe(|| {
+            store.transaction(Access::Write, |tx| -> coupon_core::Result<()> {
+                tx.insert_book(&BookSettings::new("panicked"), now)?;
+                panic!("the operation panics")
+            })
+        }));
+        assert!(panicked.is_err());
+        let coupons = Coupons::new(store);
+        assert!(coupons.books().unwrap().is_empty());
+        coupons.create_book(&BookSettings::new("kept")).unwrap();
+        let names: Vec<String> = coupons
+            .books()
+            .unwrap()
+            .into_iter()
+            .map(|b| b.settings.name)
+            .collect();
+        assert_eq!(names, ["kept"]);
+    }
+
     #[test]
     fn busy_database_is_a_conflict() {
         let dir = tempfile::tempdir().unwrap();
