@@ -61,7 +61,8 @@ pub enum ProblemKind {
     RateLimited,
     /// 503: the request took longer than the server's request timeout. It may still complete.
     Timeout,
-    /// 503: the database does not answer (`/health`, or when API keys cannot be loaded).
+    /// 503: the database does not answer (`/health`, a store failure after which a health read
+    /// fails too, or API keys that cannot be loaded).
     Unavailable,
 }
 

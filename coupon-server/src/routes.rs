@@ -34,7 +34,8 @@ impl<S> Clone for AppState<S> {
     }
 }
 
-/// Runs `f` on the service in Tokio's blocking pool.
+/// Runs `f` on the service in Tokio's blocking pool. A `backend` failure is `unavailable`
+/// (503) when the database does not answer a ping right after it, else `backend` (500).
 async fn call<S, T>(
     state: &AppState<S>,
     f: impl FnOnce(&Coupons<S>) -> coupon_core::Result<T> + Send + 'static,
@@ -44,8 +45,22 @@ where
     T: Send + 'static,
 {
     let coupons = state.coupons.clone();
-    match tokio::task::spawn_blocking(move || f(&coupons)).await {
-        Ok(result) => result.map_err(Problem::from),
+    let answered = tokio::task::spawn_blocking(move || {
+        let result = f(&coupons);
+        let unreachable = matches!(&result, Err(e) if e.kind() == coupon_core::ErrorKind::Backend)
+            && coupons.ping().is_err();
+        (result, unreachable)
+    })
+    .await;
+    match answered {
+        Ok((Err(e), true)) => {
+            tracing::error!(error = %e, "the database does not answer");
+            Err(Problem::new(
+                ProblemKind::Unavailable,
+                "the database does not answer; try again later",
+            ))
+        }
+        Ok((result, _)) => result.map_err(Problem::from),
         Err(e) => {
             tracing::error!(error = %e, "a request's library call panicked");
             Err(Problem::backend())

@@ -1063,7 +1063,7 @@ mod cases {
             (200, &json!(150_000))
         );
 
-        // 500 backend, without internals; /health says 503 unavailable.
+        // 500 backend, without internals, while the database still answers: /health is 200.
         db.execute(match db {
             Db::Sqlite(_) => "DROP TABLE events",
             Db::Postgres { .. } => "DROP TABLE events CASCADE",
@@ -1074,6 +1074,19 @@ mod cases {
         assert!(
             !message.contains("events") && !message.contains("relation"),
             "{message}"
+        );
+        s.get("/health", &[], "", None).expect(200, "");
+        // 503 unavailable once the database does not answer even the health check's read.
+        db.execute(match db {
+            Db::Sqlite(_) => "PRAGMA foreign_keys = OFF; DROP TABLE books",
+            Db::Postgres { .. } => "DROP TABLE books CASCADE",
+        });
+        let down = s.get("/events", &[], "", Some(&s.admin));
+        down.expect(503, "unavailable");
+        assert!(
+            !down.body["message"].as_str().unwrap().contains("books"),
+            "{}",
+            down.body
         );
         s.get("/health", &[], "", None).expect(503, "unavailable");
     }
