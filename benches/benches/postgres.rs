@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo bench -p coupon-benches --bench postgres
 //! COUPON_BENCH_POSTGRES_URL=postgres://me@db.test:5432/scratch cargo bench -p coupon-benches --bench postgres
+//! COUPON_BENCH_ONLY=scaling cargo bench -p coupon-benches --bench postgres   # how cost grows
 //! ```
 //!
 //! A plain program (no harness) that measures the store and a reference doing the same work
@@ -42,6 +43,22 @@
 //!   fresh book of 200,000 generated codes, with 8 workers beside 1 worker. Target: 8 workers
 //!   at least as fast as 1.
 //!
+//! One more measurement, run only when `COUPON_BENCH_ONLY` names it, has no reference:
+//!
+//! - **scaling**: how cost grows with the book. For books of 10,000, 1,000,000 and 10,000,000
+//!   codes (the last left out with `COUPON_BENCH_QUICK`), each in a fresh schema with one book,
+//!   the CLI imports a CSV of that many distinct random codes of `[A-Z0-9]{12}` under GNU
+//!   `/usr/bin/time -f %M` (wall time and peak resident memory of the process; a `CHECKPOINT`
+//!   first), then the book is `ANALYZE`d. Then one thread, through the library (`Coupons` over a
+//!   `PostgresStore` with one connection per book), times single operations: in each round and
+//!   book, 1,000 random assignments (`assign_random`, a new user each), then a redeem of each
+//!   code just assigned by its user, as the SQLite benchmark does. The books take turns (the
+//!   smallest first in even rounds, last in odd ones), after 100 untimed assignments and redeems
+//!   per book; the table gives the median of all timed operations per book (the mean beside it)
+//!   and the import's time and peak memory. With the 10,000,000-code book it takes several
+//!   minutes (mostly that import) and over 3 GB of disk on the server for that book, besides
+//!   its WAL.
+//!
 //! Workers connect and run one untimed operation before the clock starts (pgbench, too,
 //! reports its rate without its connection time). The redeem and assignment books are
 //! `ANALYZE`d after they are filled. Before each timed import the server is asked for a
@@ -55,17 +72,18 @@
 //! | `COUPON_BENCH_SECONDS` | 10 | how long each throughput run lasts |
 //! | `COUPON_BENCH_REPEATS` | 3 | how many times each pair is measured |
 //! | `COUPON_BENCH_CLI` | (built) | a `coupon` binary to time instead of building one |
-//! | `COUPON_BENCH_ONLY` | (all) | the measurements to run, comma-separated: `import`, `redeem`, `assign` |
+//! | `COUPON_BENCH_ONLY` | `import,redeem,assign` | the measurements to run, comma-separated: `import`, `redeem`, `assign`, `scaling` |
+//! | `COUPON_BENCH_QUICK` | (unset) | when set, `scaling` leaves out the book of 10,000,000 codes |
 //!
 //! Without `COUPON_BENCH_CLI` the program runs `cargo build --release -p coupon-cli` (with the
 //! `cargo` that runs the benchmark) and takes `coupon` from the release directory of the
 //! target directory it runs from (`<target>/release/deps/..`): the binary timed is always the
 //! current source, built with the same profile into the same target directory.
 //!
-//! `psql` and `pgbench` must be on the `PATH` and the server must answer; otherwise the program
-//! says so and exits with status 1. It works in its own schemas, `coupon_bench_*`, which it
+//! `psql` and `pgbench` must be on the `PATH` (and GNU time at `/usr/bin/time` for `scaling`)
+//! and the server must answer; otherwise the program says so and exits with status 1. It works in its own schemas, `coupon_bench_*`, which it
 //! drops before starting (those left over by an interrupted run) and again when it ends, also
-//! after an error. A whole run takes four to five minutes.
+//! after an error. A whole run (without `scaling`) takes four to five minutes.
 
 use std::error::Error;
 use std::fmt::Write as _;
@@ -105,7 +123,27 @@ const IMPORT_OURS: &str = "coupon_bench_import_ours";
 const IMPORT_REF: &str = "coupon_bench_import_ref";
 const REDEEM: &str = "coupon_bench_redeem";
 const ASSIGN: &str = "coupon_bench_assign";
-const SCHEMAS: [&str; 4] = [IMPORT_OURS, IMPORT_REF, REDEEM, ASSIGN];
+/// The books of the scaling measurement: how many codes each holds, and its schema.
+const SCALE_BOOKS: [(u64, &str); 3] = [
+    (10_000, "coupon_bench_scale_10k"),
+    (1_000_000, "coupon_bench_scale_1m"),
+    (10_000_000, "coupon_bench_scale_10m"),
+];
+const SCHEMAS: [&str; 7] = [
+    IMPORT_OURS,
+    IMPORT_REF,
+    REDEEM,
+    ASSIGN,
+    SCALE_BOOKS[0].1,
+    SCALE_BOOKS[1].1,
+    SCALE_BOOKS[2].1,
+];
+/// Timed assignments (and redeems) per book in each round of the scaling measurement.
+const SCALE_OPS: usize = 1_000;
+/// Untimed assignments and redeems per book before the scaling measurement's first round.
+const SCALE_WARM_UP: usize = 100;
+/// GNU time, which reports a process's peak resident memory (`-f %M`, in KiB).
+const GNU_TIME: &str = "/usr/bin/time";
 
 fn main() -> ExitCode {
     if std::env::args().any(|a| a == "--list") {
@@ -140,7 +178,10 @@ fn run() -> Res<()> {
         )
     })?;
     let only = Only::from_env()?;
-    let cli = if only.import {
+    if only.scaling {
+        check_tool(GNU_TIME)?;
+    }
+    let cli = if only.import || only.scaling {
         coupon_cli()?
     } else {
         PathBuf::new()
@@ -154,6 +195,7 @@ fn run() -> Res<()> {
         dir,
         seconds,
         repeats,
+        quick: std::env::var_os("COUPON_BENCH_QUICK").is_some(),
     };
     bench.drop_schemas();
     bench.run_all(&only)
@@ -164,6 +206,7 @@ struct Only {
     import: bool,
     redeem: bool,
     assign: bool,
+    scaling: bool,
 }
 
 impl Only {
@@ -173,22 +216,25 @@ impl Only {
                 import: true,
                 redeem: true,
                 assign: true,
+                scaling: false,
             });
         };
         let mut only = Only {
             import: false,
             redeem: false,
             assign: false,
+            scaling: false,
         };
         for name in text.split(',').map(str::trim) {
             match name {
                 "import" => only.import = true,
                 "redeem" => only.redeem = true,
                 "assign" => only.assign = true,
+                "scaling" => only.scaling = true,
                 _ => {
                     return Err(format!(
-                        "COUPON_BENCH_ONLY names {name:?}; use import, redeem or assign, \
-                         comma-separated"
+                        "COUPON_BENCH_ONLY names {name:?}; use import, redeem, assign or \
+                         scaling, comma-separated"
                     )
                     .into())
                 }
@@ -206,6 +252,8 @@ struct Bench {
     dir: PathBuf,
     seconds: u64,
     repeats: usize,
+    /// `COUPON_BENCH_QUICK`: the scaling measurement leaves out the book of 10,000,000 codes.
+    quick: bool,
 }
 
 impl Drop for Bench {
@@ -236,16 +284,145 @@ impl Bench {
         if only.assign {
             self.measure_assign(&mut table)?;
         }
+        let scaling = if only.scaling {
+            self.measure_scaling()?
+        } else {
+            String::new()
+        };
 
         println!();
-        println!(
-            "Medians of {} alternated runs ({:.0} s in all):",
-            self.repeats,
-            started.elapsed().as_secs_f64()
-        );
-        println!();
-        table.print();
+        if !table.rows.is_empty() {
+            println!(
+                "Medians of {} alternated runs ({:.0} s in all):",
+                self.repeats,
+                started.elapsed().as_secs_f64()
+            );
+            println!();
+            table.print();
+        }
+        if !scaling.is_empty() {
+            if !table.rows.is_empty() {
+                println!();
+            }
+            println!(
+                "How cost grows ({:.0} s in all): the CLI's import of the book's codes, then \
+                 the medians of {} single operations per book, {} rounds alternating the books:",
+                started.elapsed().as_secs_f64(),
+                self.repeats * SCALE_OPS,
+                self.repeats
+            );
+            println!();
+            print!("{scaling}");
+        }
         Ok(())
+    }
+
+    /// How cost grows with the book: for books of 10,000, 1,000,000 and (without
+    /// `COUPON_BENCH_QUICK`) 10,000,000 codes, each in a fresh schema filled by the CLI's
+    /// import (timed, with its peak memory), the time of a random assignment to a new user and
+    /// of a redeem of the code just assigned, one thread through the library. Returns the
+    /// table, in Markdown.
+    fn measure_scaling(&mut self) -> Res<String> {
+        let sizes: Vec<(u64, &str)> = SCALE_BOOKS
+            .into_iter()
+            .filter(|&(codes, _)| !self.quick || codes < 10_000_000)
+            .collect();
+        if self.quick {
+            println!("(COUPON_BENCH_QUICK: the book of 10,000,000 codes is left out)");
+        }
+        let mut books = Vec::with_capacity(sizes.len());
+        for (codes, schema) in sizes {
+            let csv = self.dir.join(format!("scale-{codes}.csv"));
+            write_random_codes(&csv, usize::try_from(codes)?)?;
+            let book = self.fresh_book(schema)?;
+            self.checkpoint();
+            let (secs, kib) = self.import_peak(schema, book, &csv)?;
+            fs::remove_file(&csv)?;
+            self.check_count(schema, usize::try_from(codes)?)?;
+            self.analyze(schema)?;
+            println!(
+                "scaling: imported {codes} codes in {secs:.2} s, peak {:.0} MiB",
+                kib as f64 / 1024.0
+            );
+            books.push(ScaleBook {
+                codes,
+                book,
+                coupons: Coupons::new(self.store(schema, 1)?),
+                import_secs: secs,
+                import_kib: kib,
+                assigns: Vec::with_capacity(self.repeats * SCALE_OPS),
+                redeems: Vec::with_capacity(self.repeats * SCALE_OPS),
+            });
+        }
+        // Untimed: each connection opens and prepares its statements.
+        let request = RedeemRequest::default();
+        for b in &books {
+            for i in 0..SCALE_WARM_UP {
+                let user = format!("warm-up-{i}");
+                let code = b.coupons.assign_random(b.book, &user, None)?.code;
+                b.coupons.redeem(&code, &user, &request)?;
+            }
+        }
+        for round in 0..self.repeats {
+            // The books in turn, the smallest first in even rounds and last in odd ones.
+            let turn: Vec<usize> = if round % 2 == 0 {
+                (0..books.len()).collect()
+            } else {
+                (0..books.len()).rev().collect()
+            };
+            for i in turn {
+                let b = &mut books[i];
+                let users: Vec<String> = (0..SCALE_OPS)
+                    .map(|n| format!("user-{round}-{n}"))
+                    .collect();
+                let mut codes = Vec::with_capacity(SCALE_OPS);
+                for user in &users {
+                    let start = Instant::now();
+                    let code = b.coupons.assign_random(b.book, user, None)?.code;
+                    b.assigns.push(start.elapsed().as_secs_f64());
+                    codes.push(code);
+                }
+                for (code, user) in codes.iter().zip(&users) {
+                    let start = Instant::now();
+                    b.coupons.redeem(code, user, &request)?;
+                    b.redeems.push(start.elapsed().as_secs_f64());
+                }
+                let last = |v: &[f64]| v[v.len() - SCALE_OPS..].iter().sum::<f64>();
+                println!(
+                    "scaling {round}: book of {:>10} codes: assign {:6.0} µs, redeem {:6.0} µs \
+                     (means of {SCALE_OPS})",
+                    b.codes,
+                    last(&b.assigns) / SCALE_OPS as f64 * 1e6,
+                    last(&b.redeems) / SCALE_OPS as f64 * 1e6,
+                );
+            }
+        }
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "| codes in the book | import (CLI) | import peak memory | assign per op | \
+             redeem per op |"
+        );
+        let _ = writeln!(text, "|---|---|---|---|---|");
+        for b in &mut books {
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64 * 1e6;
+            let (assign_mean, redeem_mean) = (mean(&b.assigns), mean(&b.redeems));
+            let _ = writeln!(
+                text,
+                "| {} | {:.2} s | {:.0} MiB | {:.0} µs (mean {assign_mean:.0}) | {:.0} µs \
+                 (mean {redeem_mean:.0}) |",
+                thousands(b.codes),
+                b.import_secs,
+                b.import_kib as f64 / 1024.0,
+                median(&mut b.assigns) * 1e6,
+                median(&mut b.redeems) * 1e6,
+            );
+        }
+        drop(books);
+        for (_, schema) in SCALE_BOOKS {
+            self.drop_schema(schema);
+        }
+        Ok(text)
     }
 
     /// Import: the CLI beside psql, alternately.
@@ -405,6 +582,41 @@ impl Bench {
         self.check_count(IMPORT_OURS, IMPORT_CODES)?;
         self.drop_schema(IMPORT_OURS);
         Ok(elapsed)
+    }
+
+    /// Runs the CLI importing `csv` into `book` of `schema` under GNU time: wall seconds and
+    /// peak resident memory in KiB.
+    fn import_peak(&self, schema: &str, book: BookId, csv: &Path) -> Res<(f64, u64)> {
+        let report = self.dir.join("import.time");
+        let start = Instant::now();
+        let out = Command::new(GNU_TIME)
+            .arg("-f")
+            .arg("%M")
+            .arg("-o")
+            .arg(&report)
+            .arg(&self.cli)
+            .arg("--database-url")
+            .arg(schema_url(&self.url, schema))
+            .args(["codes", "import", &book.to_string()])
+            .arg(csv)
+            .stdin(Stdio::null())
+            .output()?;
+        let elapsed = start.elapsed().as_secs_f64();
+        if !out.status.success() {
+            return Err(format!(
+                "coupon codes import failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            )
+            .into());
+        }
+        let kib = fs::read_to_string(&report)?
+            .lines()
+            .last()
+            .and_then(|line| line.trim().parse().ok())
+            .ok_or("GNU time reported no peak memory")?;
+        fs::remove_file(&report)?;
+        Ok((elapsed, kib))
     }
 
     /// Times psql loading `csv` into a fresh schema with one book, in one transaction.
@@ -619,6 +831,30 @@ impl Bench {
         fs::write(&path, text)?;
         Ok(path)
     }
+}
+
+/// A book of the scaling measurement and its timings, in seconds.
+struct ScaleBook {
+    codes: u64,
+    book: BookId,
+    coupons: Coupons<PostgresStore>,
+    import_secs: f64,
+    import_kib: u64,
+    assigns: Vec<f64>,
+    redeems: Vec<f64>,
+}
+
+/// `n` with a comma between groups of three digits.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut text = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            text.push(',');
+        }
+        text.push(digit);
+    }
+    text
 }
 
 /// The two sides of a pair in the order of `round`: ours first in even rounds.
