@@ -94,13 +94,12 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
+use coupon_benches::{chain, coupon_cli, env_number, Res};
 use coupon_core::{BookId, BookSettings, Coupons, ImportRow, Pattern, RedeemRequest};
 use coupon_store_postgres::postgres::{Client, NoTls};
 use coupon_store_postgres::{PostgresOptions, PostgresStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-type Res<T> = Result<T, Box<dyn Error + Send + Sync>>;
 
 /// How many times each pair is measured, unless `COUPON_BENCH_REPEATS` says otherwise.
 const REPEATS: usize = 3;
@@ -1008,32 +1007,6 @@ fn write_random_codes(file: &Path, n: usize) -> Res<()> {
     Ok(())
 }
 
-/// The `coupon` binary: `COUPON_BENCH_CLI`, or the current source built in release mode into
-/// the target directory this program runs from.
-fn coupon_cli() -> Res<PathBuf> {
-    if let Some(path) = std::env::var_os("COUPON_BENCH_CLI") {
-        return Ok(PathBuf::from(path));
-    }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--quiet", "-p", "coupon-cli"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .map_err(|e| format!("cannot run cargo to build the coupon CLI ({e})"))?;
-    if !status.success() {
-        return Err("building the coupon CLI failed".into());
-    }
-    // This program runs from <target>/release/deps/.
-    let exe = std::env::current_exe()?;
-    let cli = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|release| release.join(format!("coupon{}", std::env::consts::EXE_SUFFIX)))
-        .filter(|cli| cli.is_file())
-        .ok_or("cannot find the coupon binary beside this program; set COUPON_BENCH_CLI")?;
-    Ok(cli)
-}
-
 /// Fails clearly when `tool` cannot be run.
 fn check_tool(tool: &str) -> Res<()> {
     match Command::new(tool)
@@ -1069,27 +1042,6 @@ fn redact(url: &str) -> String {
             format!("{scheme}://{user}:***@{host}")
         }
         _ => url.to_owned(),
-    }
-}
-
-/// An error and its causes, `: `-separated.
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-fn env_number(name: &str, default: u64) -> Res<u64> {
-    match std::env::var(name) {
-        Ok(text) => Ok(text
-            .parse()
-            .map_err(|_| format!("{name} must be a whole number, not {text:?}"))?),
-        Err(_) => Ok(default),
     }
 }
 
