@@ -80,8 +80,9 @@
 //! target directory it runs from (`<target>/release/deps/..`): the binary timed is always the
 //! current source, built with the same profile into the same target directory.
 //!
-//! `psql` and `pgbench` must be on the `PATH` (and GNU time at `/usr/bin/time` for `scaling`)
-//! and the server must answer; otherwise the program says so and exits with status 1. It works in its own schemas, `coupon_bench_*`, which it
+//! `psql` and `pgbench` must be on the `PATH` (and GNU time at `/usr/bin/time` for `import`
+//! and `scaling`) and the server must answer; otherwise the program says so and exits with
+//! status 1. It works in its own schemas, `coupon_bench_*`, which it
 //! drops before starting (those left over by an interrupted run) and again when it ends, also
 //! after an error. A whole run (without `scaling`) takes four to five minutes.
 
@@ -177,7 +178,7 @@ fn run() -> Res<()> {
         )
     })?;
     let only = Only::from_env()?;
-    if only.scaling {
+    if only.import || only.scaling {
         check_tool(GNU_TIME)?;
     }
     let cli = if only.import || only.scaling {
@@ -561,23 +562,7 @@ impl Bench {
     fn import_ours(&mut self, csv: &Path) -> Res<f64> {
         let book = self.fresh_book(IMPORT_OURS)?;
         self.checkpoint();
-        let start = Instant::now();
-        let out = Command::new(&self.cli)
-            .arg("--database-url")
-            .arg(schema_url(&self.url, IMPORT_OURS))
-            .args(["codes", "import", &book.to_string()])
-            .arg(csv)
-            .stdin(Stdio::null())
-            .output()?;
-        let elapsed = start.elapsed().as_secs_f64();
-        if !out.status.success() {
-            return Err(format!(
-                "coupon codes import failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )
-            .into());
-        }
+        let (elapsed, _) = self.import_peak(IMPORT_OURS, book, csv)?;
         self.check_count(IMPORT_OURS, IMPORT_CODES)?;
         self.drop_schema(IMPORT_OURS);
         Ok(elapsed)
