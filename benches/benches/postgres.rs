@@ -572,28 +572,20 @@ impl Bench {
     /// peak resident memory in KiB.
     fn import_peak(&self, schema: &str, book: BookId, csv: &Path) -> Res<(f64, u64)> {
         let report = self.dir.join("import.time");
-        let start = Instant::now();
-        let out = Command::new(GNU_TIME)
-            .arg("-f")
-            .arg("%M")
-            .arg("-o")
-            .arg(&report)
-            .arg(&self.cli)
-            .arg("--database-url")
-            .arg(schema_url(&self.url, schema))
-            .args(["codes", "import", &book.to_string()])
-            .arg(csv)
-            .stdin(Stdio::null())
-            .output()?;
-        let elapsed = start.elapsed().as_secs_f64();
-        if !out.status.success() {
-            return Err(format!(
-                "coupon codes import failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )
-            .into());
-        }
+        let elapsed = timed(
+            "coupon codes import",
+            Command::new(GNU_TIME)
+                .arg("-f")
+                .arg("%M")
+                .arg("-o")
+                .arg(&report)
+                .arg(&self.cli)
+                .arg("--database-url")
+                .arg(schema_url(&self.url, schema))
+                .args(["codes", "import", &book.to_string()])
+                .arg(csv)
+                .stdin(Stdio::null()),
+        )?;
         let kib = fs::read_to_string(&report)?
             .lines()
             .last()
@@ -624,21 +616,13 @@ impl Bench {
             ),
         )?;
         self.checkpoint();
-        let start = Instant::now();
-        let out = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url, "-f"])
-            .arg(&script)
-            .stdin(fs::File::open(csv)?)
-            .output()?;
-        let elapsed = start.elapsed().as_secs_f64();
-        if !out.status.success() {
-            return Err(format!(
-                "the psql import failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr).trim()
-            )
-            .into());
-        }
+        let elapsed = timed(
+            "the psql import",
+            Command::new("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", &self.url, "-f"])
+                .arg(&script)
+                .stdin(fs::File::open(csv)?),
+        )?;
         self.check_count(IMPORT_REF, IMPORT_CODES)?;
         self.drop_schema(IMPORT_REF);
         Ok(elapsed)
@@ -839,6 +823,23 @@ fn thousands(n: u64) -> String {
         text.push(digit);
     }
     text
+}
+
+/// Runs `command` to its end and returns its wall time in seconds; `what` names it when it
+/// fails, with its standard error.
+fn timed(what: &str, command: &mut Command) -> Res<f64> {
+    let start = Instant::now();
+    let out = command.output()?;
+    let elapsed = start.elapsed().as_secs_f64();
+    if !out.status.success() {
+        return Err(format!(
+            "{what} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )
+        .into());
+    }
+    Ok(elapsed)
 }
 
 /// The two sides of a pair in the order of `round`: ours first in even rounds.
