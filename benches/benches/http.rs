@@ -163,14 +163,10 @@ fn measure<S: CouponStore + 'static>(
     let key = coupons.create_api_key(Role::Client, Some("bench"))?.key;
 
     let server = Server::start(cli, url, dir)?;
-    let http_assign = server.wrk(dir, &assign_script(assign_book, &key), span);
-    let http_redeem = http_assign
-        .as_ref()
-        .ok()
-        .map(|_| server.wrk(dir, &redeem_script(&key), span));
+    // An early return stops the server too (`Server` stops it when dropped).
+    let http_assign = server.wrk(dir, &assign_script(assign_book, &key), span)?;
+    let http_redeem = server.wrk(dir, &redeem_script(&key), span)?;
     drop(server);
-    let http_assign = http_assign?;
-    let http_redeem = http_redeem.ok_or("unreachable")??;
 
     println!("{backend}: the library, {CONNECTIONS} threads");
     let lib_assign = hammer(span, |thread, n| {
