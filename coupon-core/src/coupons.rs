@@ -336,7 +336,7 @@ impl<S: CouponStore> Coupons<S> {
             #[cfg(debug_assertions)]
             let before = record.clone();
             let mut events = vec![];
-            let redemption = rules::redeem::redeem(
+            let (redemption, redeemed) = rules::redeem::redeem(
                 &book,
                 &mut record,
                 user,
@@ -348,8 +348,8 @@ impl<S: CouponStore> Coupons<S> {
             #[cfg(debug_assertions)]
             debug_assert_ne!(record, before, "a redeem always changes the code");
             tx.save_code(&record)?;
-            tx.insert_redemption(&redemption)?;
             append(tx, now, events)?;
+            tx.record_redemption(&redemption, &redeemed)?;
             Ok(Receipt::from(redemption))
         })
     }

@@ -382,14 +382,14 @@ impl StoreTx for MemoryTx<'_> {
             .cloned())
     }
 
-    fn insert_redemption(&mut self, redemption: &Redemption) -> Result<()> {
+    fn record_redemption(&mut self, redemption: &Redemption, event: &NewEvent) -> Result<()> {
         // Only redemptions with an order id can be looked up; the others live in the events.
         if let Some(order) = &redemption.order_id {
             let k = (redemption.code.clone(), order.clone());
             self.state.redemptions.insert(k.clone(), redemption.clone());
             self.undo.push(Undo::Redemption(k));
         }
-        Ok(())
+        self.append_event(event, redemption.redeemed_at)
     }
 
     fn append_event(&mut self, event: &NewEvent, at: Timestamp) -> Result<()> {

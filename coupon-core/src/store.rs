@@ -196,8 +196,10 @@ pub trait StoreTx {
     /// The redemption of `code` with `order_id`.
     fn redemption(&mut self, code: &str, order_id: &str) -> Result<Option<Redemption>>;
 
-    /// Stores a redemption. (`code`, `order_id`) is unique when `order_id` is set.
-    fn insert_redemption(&mut self, redemption: &Redemption) -> Result<()>;
+    /// Stores a redemption and appends `event`, its `redeemed` event, at its `redeemed_at`, as
+    /// [`StoreTx::append_event`] does. (`code`, `order_id`) is unique when `order_id` is set.
+    /// The two may be one row: [`StoreTx::redemption`] must find what this stored.
+    fn record_redemption(&mut self, redemption: &Redemption, event: &NewEvent) -> Result<()>;
 
     /// Appends an event at `at`. Once this transaction commits, the event is in the log with a
     /// `seq` greater than that of every event committed before it; a store may give it that

@@ -57,7 +57,7 @@
 //! # Round trips
 //!
 //! A transaction begins on the server with its first statement. The writes whose result nothing
-//! waits for — [`StoreTx::save_code`], [`StoreTx::insert_redemption`],
+//! waits for — [`StoreTx::save_code`], [`StoreTx::record_redemption`],
 //! [`StoreTx::append_event`], [`StoreTx::save_assignment_key`] — are deferred: kept as
 //! `EXECUTE` statements (prepared once per connection with SQL `PREPARE`, their values written
 //! as literals by [`crate::literal`]) and sent in one message with `COMMIT`, or, when another
@@ -824,8 +824,8 @@ impl StoreTx for PgTx<'_> {
         }))
     }
 
-    /// Deferred: sent with the commit or before the next statement.
-    fn insert_redemption(&mut self, x: &Redemption) -> Result<()> {
+    /// Deferred, both rows: sent with the commit or before the next statement.
+    fn record_redemption(&mut self, x: &Redemption, event: &NewEvent) -> Result<()> {
         self.defer(
             &INSERT_REDEMPTION,
             &[
@@ -837,7 +837,8 @@ impl StoreTx for PgTx<'_> {
                 Lit::Int(i64::from(x.redemptions)),
                 Lit::Int(i64::from(x.remaining)),
             ],
-        )
+        )?;
+        self.append_event(event, x.redeemed_at)
     }
 
     /// Deferred, into the outbox: the event gets its `seq` when a reader of the log publishes

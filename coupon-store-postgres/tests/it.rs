@@ -975,18 +975,15 @@ mod postgres_only {
                     redemptions: 1,
                     remaining: 999_999,
                 };
-                tx.insert_redemption(&redemption)?;
-                tx.insert_redemption(&redemption)?;
-                tx.append_event(
-                    &NewEvent::code(
-                        EventKind::Redeemed,
-                        code.book_id,
-                        "DEP-1",
-                        Some("u-1"),
-                        serde_json::json!({}),
-                    ),
-                    now,
-                )?;
+                let event = NewEvent::code(
+                    EventKind::Redeemed,
+                    code.book_id,
+                    "DEP-1",
+                    Some("u-1"),
+                    serde_json::json!({}),
+                );
+                tx.record_redemption(&redemption, &event)?;
+                tx.record_redemption(&redemption, &event)?;
                 Ok(())
             })
             .unwrap_err();

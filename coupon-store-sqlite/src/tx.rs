@@ -188,8 +188,10 @@ const SAVE_ASSIGNMENT_KEY: &str =
     "INSERT INTO assignment_keys (book_id, user_id, key, code) VALUES (?1, ?2, ?3, ?4)";
 const REDEMPTION: &str = "SELECT code, user_id, order_id, context, redeemed_at, redemptions, \
      remaining FROM redemptions WHERE code = ?1 AND order_id = ?2";
-const INSERT_REDEMPTION: &str = "INSERT INTO redemptions (code, user_id, order_id, context, \
-     redeemed_at, redemptions, remaining) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+/// A redemption is its `redeemed` event, with the order id and the uses left as columns (the
+/// view `redemptions` reads them back).
+const RECORD_REDEMPTION: &str = "INSERT INTO events (at, kind, book_id, code, user_id, data, \
+     order_id, remaining) VALUES (?1, 'redeemed', ?2, ?3, ?4, ?5, ?6, ?7)";
 const APPEND_EVENT: &str = "INSERT INTO events (at, kind, book_id, code, user_id, data) \
      VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 const EVENTS: &str = "SELECT seq, at, kind, book_id, code, user_id, data FROM events \
@@ -584,17 +586,20 @@ impl StoreTx for SqliteTx<'_> {
             .map_err(classify)
     }
 
-    fn insert_redemption(&mut self, x: &Redemption) -> Result<()> {
+    fn record_redemption(&mut self, x: &Redemption, event: &NewEvent) -> Result<()> {
+        debug_assert_eq!(event.kind, EventKind::Redeemed);
+        debug_assert_eq!(event.code.as_deref(), Some(x.code.as_str()));
+        debug_assert_eq!(event.user_id.as_deref(), Some(x.user_id.as_str()));
         self.tx
-            .prepare_cached(INSERT_REDEMPTION)
+            .prepare_cached(RECORD_REDEMPTION)
             .and_then(|mut stmt| {
                 stmt.execute(params![
+                    micros(x.redeemed_at),
+                    event.book_id,
                     x.code,
                     x.user_id,
+                    json_text(&event.data),
                     x.order_id,
-                    x.context.as_ref().map(json_text),
-                    micros(x.redeemed_at),
-                    x.redemptions,
                     x.remaining,
                 ])
             })
@@ -688,7 +693,7 @@ mod tests {
         for (sql, index) in [
             (SLOT_RANGE.to_owned(), "codes_available"),
             (CLAIM.to_owned(), "codes_available"),
-            (REDEMPTION.to_owned(), "redemptions_by_order"),
+            (REDEMPTION.to_owned(), "events_by_order"),
         ] {
             let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
             let ones = std::iter::repeat_n(1i64, stmt.parameter_count());

@@ -41,7 +41,11 @@ pub fn replay(previous: &Redemption, user: &str) -> Result<Receipt> {
 /// Refused: another user's code (`not_owner`), void, used up (`exhausted`), outside the validity
 /// window, and a live lock without its token (`locked`) or with another (`bad_lock_token`).
 /// A live lock is released by the redeem; without one a given token is ignored. An available
-/// code is assigned to the user first (subject to the cap, asking `held`).
+/// code is assigned to the user first (subject to the cap, asking `held`; its `assigned` event
+/// goes to `events`).
+///
+/// Returns the redemption and its `redeemed` event, which a store records together
+/// ([`StoreTx::record_redemption`](crate::store::StoreTx::record_redemption)), after `events`.
 pub fn redeem(
     book: &Book,
     code: &mut CodeRecord,
@@ -50,7 +54,7 @@ pub fn redeem(
     now: Timestamp,
     held: impl FnOnce() -> Result<u32>,
     events: &mut Vec<NewEvent>,
-) -> Result<Redemption> {
+) -> Result<(Redemption, NewEvent)> {
     check_owner(code, user)?;
     check_not_void(code)?;
     check_not_exhausted(book, code)?;
@@ -82,7 +86,7 @@ pub fn redeem(
         redemptions: code.redemptions,
         remaining: remaining(book, code),
     };
-    events.push(NewEvent::code(
+    let event = NewEvent::code(
         EventKind::Redeemed,
         code.book_id,
         &code.code,
@@ -92,8 +96,8 @@ pub fn redeem(
             "context": redemption.context,
             "redemptions": redemption.redemptions,
         }),
-    ));
-    Ok(redemption)
+    );
+    Ok((redemption, event))
 }
 
 #[cfg(test)]
@@ -115,7 +119,7 @@ mod tests {
             lock_token: token.map(Into::into),
             ..RedeemRequest::default()
         };
-        redeem(b, c, user, &req, now, || Ok(0), &mut vec![])
+        redeem(b, c, user, &req, now, || Ok(0), &mut vec![]).map(|(r, _)| r)
     }
 
     #[test]
@@ -139,7 +143,7 @@ mod tests {
     fn redeeming_an_available_code_assigns_it_first() {
         let mut c = CodeRecord::new("A", 1);
         let mut events = vec![];
-        redeem(
+        let (_, redeemed) = redeem(
             &plain_book(),
             &mut c,
             "u",
@@ -150,7 +154,8 @@ mod tests {
         )
         .unwrap();
         let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
-        assert_eq!(kinds, [EventKind::Assigned, EventKind::Redeemed]);
+        assert_eq!(kinds, [EventKind::Assigned]);
+        assert_eq!(redeemed.kind, EventKind::Redeemed);
         assert_eq!(c.owner.as_deref(), Some("u"));
     }
 
@@ -246,7 +251,7 @@ mod tests {
             order_id: Some("o-1".into()),
             ..RedeemRequest::default()
         };
-        let first = redeem(
+        let (first, _) = redeem(
             &plain_book(),
             &mut c,
             "u",
