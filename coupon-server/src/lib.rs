@@ -72,6 +72,11 @@ pub struct ServerConfig {
     pub rate_limit: u32,
     /// How long a request may take before it is answered `503 timeout`. Default 30 s.
     pub request_timeout: Duration,
+    /// How long a client may take to send a request's headers, counted from when the server
+    /// waits for them (on a kept-alive connection, from the end of the previous response);
+    /// then the connection is closed. A client that trickles its headers cannot hold a
+    /// connection open for ever. Default 30 s.
+    pub header_timeout: Duration,
     /// How often the active API keys are reloaded, so that new and revoked keys take effect.
     /// Default 1 s.
     pub key_refresh: Duration,
@@ -87,6 +92,7 @@ impl Default for ServerConfig {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             rate_limit: 1000,
             request_timeout: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
             key_refresh: Duration::from_secs(1),
             body_limit: BODY_LIMIT,
             import_body_limit: IMPORT_BODY_LIMIT,
@@ -250,12 +256,7 @@ where
         let address = listener.local_addr()?;
         let app = router(coupons.clone(), &config);
         on_bound(address);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                tracing::info!("shutting down: finishing the requests in flight");
-            })
-            .await?;
+        accept(listener, app, config.header_timeout, shutdown).await;
         Ok(())
     });
     // A library call that outlived its request's timeout may still hold a blocking thread.
@@ -265,6 +266,57 @@ where
         tracing::info!("stopped");
     }
     result
+}
+
+/// Serves each connection `listener` accepts with `app` (HTTP/1.1, closed when its headers take
+/// longer than `header_timeout`) until `shutdown` completes; then stops accepting, closes the
+/// idle connections and waits for the requests in flight.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let connections = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            // A connection reset before it was accepted concerns that client only.
+            Err(e) if is_connection_error(&e) => continue,
+            // Out of file descriptors and the like: wait for some to be released.
+            Err(e) => {
+                tracing::error!(error = %e, "cannot accept connections; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let connection =
+            connections.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        // A connection's error (the client went away, sent no valid request, or took too long
+        // over its headers) concerns that client only: the connection is closed.
+        tokio::spawn(async move { drop(connection.await) });
+    }
+    tracing::info!("shutting down: finishing the requests in flight");
+    connections.shutdown().await;
+}
+
+/// Whether an error of `accept` is about one connection only.
+fn is_connection_error(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::ConnectionRefused
+            | std::io::ErrorKind::ConnectionAborted
+            | std::io::ErrorKind::ConnectionReset
+    )
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT).

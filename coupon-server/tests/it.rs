@@ -1333,6 +1333,39 @@ fn slow_requests_time_out() {
     .expect(503, "timeout");
 }
 
+/// A client that trickles its headers is cut off when the header time runs out, and the server
+/// goes on answering others.
+#[test]
+fn headers_sent_too_slowly_close_the_connection() {
+    let db = Db::sqlite();
+    let s = Server::start_with(
+        db.open(4),
+        ServerConfig {
+            header_timeout: Duration::from_millis(300),
+            ..ServerConfig::default()
+        },
+    );
+    let mut stream = TcpStream::connect(s.address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: test\r\n")
+        .unwrap();
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the server closes the connection");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+    assert_eq!(s.get("/health", &[], "", None).status, 200);
+}
+
 /// SQLite held by another writer past the retries: `409 conflict` with Retry-After.
 #[test]
 fn contention_past_the_retries_is_conflict() {
