@@ -97,6 +97,36 @@ mod sqlite_only {
         assert_eq!(applied, SCHEMA_VERSION);
     }
 
+    /// A commit reaches the database file itself within moments, copied there by the store's
+    /// checkpoint thread while the store stays open (the log holds far fewer pages than the
+    /// writers' own checkpoint waits for); and the log is removed once the store is dropped.
+    #[test]
+    fn the_log_is_checkpointed_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("coupons.db");
+        let coupons = Coupons::new(SqliteStore::open(&path).unwrap());
+        coupons.create_book(&BookSettings::new("copied")).unwrap();
+        let copy = dir.path().join("copy.db");
+        let books_in_copy = || -> rusqlite::Result<i64> {
+            std::fs::copy(&path, &copy).expect("copy the database file alone");
+            rusqlite::Connection::open(&copy)?
+                .query_row("SELECT count(*) FROM books", [], |r| r.get(0))
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let mut books = books_in_copy();
+        while books.as_ref().ok() != Some(&1) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+            books = books_in_copy();
+        }
+        assert_eq!(
+            books.ok(),
+            Some(1),
+            "the database file alone holds the book"
+        );
+        drop(coupons);
+        assert!(!dir.path().join("coupons.db-wal").exists());
+    }
+
     /// An operation that fails, or panics, leaves nothing behind, and its connection goes back
     /// to the pool usable (one connection, so the next operation gets the same one).
     #[test]
