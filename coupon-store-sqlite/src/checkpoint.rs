@@ -6,8 +6,8 @@
 //! small writes that share is about a third of their time. The store runs a passive checkpoint
 //! every [`INTERVAL`] on a connection of its own instead, beside the writers (it never blocks
 //! them, nor they it), and the connections keep SQLite's own checkpoint only as a backstop for
-//! a log that outgrows [`BACKSTOP_PAGES`](crate::BACKSTOP_PAGES) (a checkpointer that cannot keep up, or
-//! another process writing without one).
+//! a log that outgrows 20,000 pages ([`CONNECTION_PRAGMAS`](crate::CONNECTION_PRAGMAS)): a
+//! checkpointer that cannot keep up, or another process writing without one.
 
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread::JoinHandle;
@@ -16,7 +16,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 /// How often the log is checkpointed.
-pub(crate) const INTERVAL: Duration = Duration::from_millis(50);
+const INTERVAL: Duration = Duration::from_millis(50);
 
 /// The checkpointing thread; stopped (and waited for) when dropped.
 pub(crate) struct Checkpointer {
@@ -25,13 +25,13 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing, every `interval`, the database `conn` is open on.
-    pub(crate) fn start(conn: Connection, interval: Duration) -> std::io::Result<Self> {
+    /// Starts checkpointing, every [`INTERVAL`], the database `conn` is open on.
+    pub(crate) fn start(conn: Connection) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("coupon-sqlite-checkpoint".into())
             .spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(interval) {
+                while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
                     // A failed checkpoint (the database busy with another process's
                     // checkpoint, say) is tried again at the next tick; meanwhile the log
                     // only grows, up to the writers' backstop.

@@ -51,8 +51,9 @@ use crate::error::classify;
 
 /// The settings of every connection: durable commits without an `fsync` each (WAL with
 /// `synchronous = NORMAL`), foreign keys enforced, a checkpoint by the committing connection
-/// only once the log holds [`BACKSTOP_PAGES`] (a store checkpoints the log on a thread of its
-/// own, so that commits do not wait for it), and an 8 MiB page cache rather than 2 MiB.
+/// only once the log holds 20,000 pages (80 MiB; below that a store checkpoints the log on a
+/// thread of its own every 50 ms, so that commits do not wait for it), and an 8 MiB page cache
+/// rather than 2 MiB.
 ///
 /// The cache: the bundled SQLite is built with `SQLITE_ENABLE_MEMORY_MANAGEMENT`, so all the
 /// connections of a process share one page budget, the sum of their cache sizes. A connection
@@ -64,11 +65,6 @@ use crate::error::classify;
 /// 40 µs of CPU instead of 25); with 8 MiB, not once.
 pub const CONNECTION_PRAGMAS: &str = "PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
      PRAGMA wal_autocheckpoint = 20000; PRAGMA cache_size = -8192;";
-
-/// The size of the write-ahead log, in pages, past which the connection that commits
-/// checkpoints it itself (as [`CONNECTION_PRAGMAS`] set): 80 MiB of 4 KiB pages. Below it the
-/// store's own checkpoint thread does, every 50 ms.
-pub const BACKSTOP_PAGES: u32 = 20_000;
 
 /// How a store opens its database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,14 +186,13 @@ impl SqliteStore {
         let mut conn = manager.connect().map_err(|e| located(classify(e)))?;
         migrate::migrate(&mut conn, now).map_err(located)?;
         // That connection then checkpoints the log.
-        let checkpointer =
-            checkpoint::Checkpointer::start(conn, checkpoint::INTERVAL).map_err(|e| {
-                located(Error::with_source(
-                    coupon_core::ErrorKind::Backend,
-                    format!("cannot start the checkpoint thread: {e}"),
-                    e,
-                ))
-            })?;
+        let checkpointer = checkpoint::Checkpointer::start(conn).map_err(|e| {
+            located(Error::with_source(
+                coupon_core::ErrorKind::Backend,
+                format!("cannot start the checkpoint thread: {e}"),
+                e,
+            ))
+        })?;
         Ok(SqliteStore {
             _checkpointer: Some(checkpointer),
             pool: builder.build_unchecked(manager),
