@@ -360,14 +360,15 @@ fn assign_costs(dir: &Path, books: &[u64]) -> Res<Vec<(f64, f64)>> {
     let stores: Vec<Coupons<SqliteStore>> = books
         .iter()
         .map(|codes| -> Res<_> {
-            let coupons = Coupons::new(SqliteStore::open(dir.join(format!("assign-{codes}.db")))?);
+            let db = dir.join(format!("assign-{codes}.db"));
+            let coupons = Coupons::new(SqliteStore::open(&db)?);
             let book = coupons.create_book(&BookSettings {
                 code_pattern: Some("[A-Z0-9]{12}".into()),
                 ..BookSettings::new("Assign")
             })?;
             coupons.generate_codes(book.id, *codes, false)?;
             // The generated book into the database file, its log emptied.
-            rusqlite::Connection::open(dir.join(format!("assign-{codes}.db")))?.query_row(
+            rusqlite::Connection::open(&db)?.query_row(
                 "PRAGMA wal_checkpoint(TRUNCATE)",
                 [],
                 |_| Ok(()),
